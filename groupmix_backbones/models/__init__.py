@@ -1,0 +1,3 @@
+from .groupmixformer import GroupMixFormer
+
+__all__ = ['GroupMixFormer']

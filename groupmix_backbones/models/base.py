@@ -1,0 +1,122 @@
+"""Building blocks shared by every backbone family: arch lookup, stage options, drop-path schedule."""
+from typing import Dict, Sequence, Union
+
+import torch
+import torch.nn as nn
+import torch.utils.checkpoint as cp
+from mmengine.model import BaseModule
+from timm.layers import trunc_normal_
+from torch.nn.modules.batchnorm import _BatchNorm
+
+
+def resolve_arch(family: str, arch_zoo: Dict[str, dict], arch: Union[str, dict],
+                 required_keys: Sequence[str]) -> dict:
+    """Return the settings of ``arch``: a name from ``arch_zoo`` or a dict with ``required_keys``."""
+    if isinstance(arch, str):
+        if arch.lower() not in arch_zoo:
+            raise KeyError(f'Unknown {family} arch {arch!r}. Valid names: {", ".join(arch_zoo)}; '
+                           f'or pass a dict with keys {list(required_keys)}.')
+        return dict(arch_zoo[arch.lower()])
+    if not isinstance(arch, dict):
+        raise TypeError(f'{family} arch must be a name or a dict, got {type(arch).__name__}.')
+    missing = set(required_keys) - set(arch)
+    if missing:
+        raise KeyError(f'Custom {family} arch misses keys {sorted(missing)}; '
+                       f'required keys are {list(required_keys)}.')
+    return dict(arch)
+
+
+def drop_path_schedule(drop_path_rate: float, depths: Sequence[int]):
+    """Per-stage lists of drop-path rates rising linearly from 0 to ``drop_path_rate`` over all blocks."""
+    rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+    out, start = [], 0
+    for depth in depths:
+        out.append(rates[start:start + depth])
+        start += depth
+    return out
+
+
+def image_to_tokens(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, H*W, C)."""
+    return x.flatten(2).transpose(1, 2)
+
+
+def tokens_to_image(x: torch.Tensor, hw_shape) -> torch.Tensor:
+    """(B, H*W, C) -> (B, C, H, W)."""
+    return x.transpose(1, 2).reshape(x.shape[0], x.shape[2], *hw_shape)
+
+
+class DenseBackbone(BaseModule):
+    """Base of our hierarchical backbones: checks ``out_indices``, freezes stages, keeps norms in eval.
+
+    Subclasses list their layers in ``frozen_groups()``: the stem first, then one entry per stage;
+    ``frozen_stages=k`` freezes the stem and stages ``1..k`` (-1: nothing), as in mmdet's ResNet.
+    """
+
+    def __init__(self, num_stages: int, out_indices=(0, 1, 2, 3), frozen_stages: int = -1,
+                 norm_eval: bool = False, with_cp: bool = False, init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        name = type(self).__name__
+        if isinstance(out_indices, int):
+            out_indices = [out_indices]
+        if not isinstance(out_indices, Sequence) or not out_indices:
+            raise TypeError(f'{name} out_indices must be a non-empty sequence of ints, got {out_indices!r}.')
+        normalized = []
+        for index in out_indices:
+            if not isinstance(index, int) or not -num_stages <= index < num_stages:
+                raise ValueError(f'{name} out_indices {tuple(out_indices)} invalid: each must be an int '
+                                 f'in [{-num_stages}, {num_stages - 1}] ({num_stages} stages).')
+            normalized.append(index % num_stages)
+        if not -1 <= frozen_stages <= num_stages:
+            raise ValueError(f'{name} frozen_stages must be in [-1, {num_stages}], got {frozen_stages}.')
+        self.num_stages = num_stages
+        self.out_indices = tuple(sorted(set(normalized)))
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        self.with_cp = with_cp
+
+    def frozen_groups(self) -> Sequence[nn.Module]:
+        """Stem followed by one module (or list of modules) per stage."""
+        raise NotImplementedError
+
+    def _freeze_stages(self):
+        for group in list(self.frozen_groups())[:self.frozen_stages + 1]:
+            for module in group if isinstance(group, (list, tuple)) else [group]:
+                module.eval()
+                for param in module.parameters():
+                    param.requires_grad = False
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for module in self.modules():
+                if isinstance(module, _BatchNorm):
+                    module.eval()
+        return self
+
+    def run_block(self, block: nn.Module, *args):
+        """Call ``block``, through activation checkpointing when ``with_cp`` and training."""
+        if self.with_cp and self.training and any(
+                torch.is_tensor(a) and a.requires_grad for a in args):
+            return cp.checkpoint(block, *args, use_reentrant=False)
+        return block(*args)
+
+    def init_weights(self):
+        """Pretrained ``init_cfg`` loads weights; otherwise the family's own initialisation."""
+        if self.init_cfg is not None and self.init_cfg.get('type') == 'Pretrained':
+            super().init_weights()
+        else:
+            self.apply(self._init_module)
+            self._is_init = True
+
+    @staticmethod
+    def _init_module(module: nn.Module):
+        """Default initialisation: truncated normal for linear layers, unit LayerNorm."""
+        if isinstance(module, nn.Linear):
+            trunc_normal_(module.weight, std=.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)

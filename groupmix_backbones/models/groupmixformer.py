@@ -1,0 +1,220 @@
+"""GroupMixFormer: Group-Mix Attention (Ge et al., "Advancing Vision Transformers with Group-Mix
+Attention", 2023) as a hierarchical backbone for classification, detection and segmentation.
+
+Group-Mix Attention splits q, k and v into five channel groups: one passes unchanged, three are
+aggregated by separable convolutions (3x3, 5x5, 7x7) so that attention also relates token *groups*,
+and the fifth bypasses attention through a local aggregator. Attention is the official efficient
+form, ``q (softmax_N(k)^T v)``, linear in the number of tokens, plus a convolutional relative
+position term.
+"""
+import warnings
+from collections import OrderedDict
+
+import torch
+import torch.nn as nn
+from mmcv.cnn import ConvModule, build_norm_layer
+from timm.layers import DropPath, Mlp
+
+from ..registry import register_backbone
+from .base import DenseBackbone, drop_path_schedule, image_to_tokens, resolve_arch, tokens_to_image
+
+
+class SepConv2d(nn.Sequential):
+    """Depthwise k x k convolution followed by a pointwise one, both without bias."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1):
+        super().__init__(OrderedDict(
+            depthwise=nn.Conv2d(in_channels, in_channels, kernel_size, stride, kernel_size // 2,
+                                groups=in_channels, bias=False),
+            pointwise=nn.Conv2d(in_channels, out_channels, 1, bias=False)))
+
+
+class PatchEmbed(nn.Module):
+    """Separable 3x3 convolution (stride 1 or 2), norm and Hardswish; any input size (ceil)."""
+
+    def __init__(self, in_channels, out_channels, stride, norm_cfg):
+        super().__init__()
+        self.proj = SepConv2d(in_channels, out_channels, 3, stride)
+        self.norm = build_norm_layer(norm_cfg, out_channels)[1]
+        self.act = nn.Hardswish()
+
+    def forward(self, x):
+        return self.act(self.norm(self.proj(x)))
+
+
+class GroupAggregator(nn.Module):
+    """Pre-attention aggregator of one channel group: separable k x k conv (identity for k=1),
+    norm and Hardswish."""
+
+    def __init__(self, channels, kernel_size, norm_cfg):
+        super().__init__()
+        self.conv = SepConv2d(channels, channels, kernel_size) if kernel_size > 1 else nn.Identity()
+        self.norm = build_norm_layer(norm_cfg, channels)[1]
+        self.act = nn.Hardswish()
+
+    def forward(self, x):
+        return self.act(self.norm(self.conv(x)))
+
+
+class LocalAggregator(nn.Module):
+    """The branch that bypasses attention: mixes the last group of q, k and v with a separable 3x3
+    conv, LayerNorm and Hardswish. (B, 3C, H, W) -> tokens (B, HW, C)."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.conv = SepConv2d(3 * channels, channels, 3)
+        self.norm = nn.LayerNorm(channels)
+        self.act = nn.Hardswish()
+
+    def forward(self, x):
+        return self.act(self.norm(image_to_tokens(self.conv(x))))
+
+
+class ConvRelPosEnc(nn.Module):
+    """Convolutional relative position encoding ``q * dwconv(v)``; ``head_splits`` maps a kernel
+    size to the number of heads that use it."""
+
+    def __init__(self, head_channels, head_splits):
+        super().__init__()
+        self.splits = [heads * head_channels for heads in head_splits.values()]
+        self.convs = nn.ModuleList(
+            nn.Conv2d(c, c, k, padding=k // 2, groups=c) for k, c in zip(head_splits, self.splits))
+
+    def forward(self, q, v, hw_shape):
+        """q, v: (B, heads, head_channels, N), channels first."""
+        B, heads, head_channels, N = v.shape
+        v = v.reshape(B, heads * head_channels, *hw_shape).split(self.splits, dim=1)
+        conv_v = torch.cat([conv(part) for conv, part in zip(self.convs, v)], dim=1)
+        return q * conv_v.reshape(B, heads, head_channels, N)
+
+
+class GroupMixAttention(nn.Module):
+    """Group-Mix Attention on tokens (B, N, C) of a map of ``hw_shape``."""
+
+    def __init__(self, dim, num_heads=8, qkv_bias=True, proj_drop=0., norm_cfg=dict(type='BN'),
+                 head_splits=None):
+        super().__init__()
+        head_splits = head_splits or {3: 2, 5: 3, 7: 3}
+        if dim % 5 or (dim // 5 * 4) % num_heads:
+            raise ValueError(f'GroupMixAttention needs dim divisible by 5 with 4/5 of it divisible by '
+                             f'num_heads; got dim={dim}, num_heads={num_heads}.')
+        if sum(head_splits.values()) != num_heads:
+            raise ValueError(f'head_splits {head_splits} must cover num_heads={num_heads} heads.')
+        self.num_heads = num_heads
+        self.group_channels = dim // 5
+        self.scale = (dim // num_heads) ** -0.5  # as in the official implementation
+        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
+        self.group_aggs = nn.ModuleList(
+            GroupAggregator(self.group_channels, k, norm_cfg) for k in (1, 3, 5, 7))
+        self.local_agg = LocalAggregator(self.group_channels)
+        self.crpe = ConvRelPosEnc(4 * self.group_channels // num_heads, head_splits)
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+
+    def forward(self, x, hw_shape):
+        B, N, C = x.shape
+        G = self.group_channels
+        # q, k and v stacked on the batch axis as images, (3B, C, H, W), split into 5 groups
+        groups = self.qkv(x).reshape(B, N, 3, C).permute(2, 0, 3, 1).reshape(
+            3 * B, C, *hw_shape).split(G, dim=1)
+        mixed = torch.cat([agg(g) for agg, g in zip(self.group_aggs, groups)], dim=1)
+        local = self.local_agg(groups[4].reshape(3, B, G, *hw_shape).transpose(0, 1).reshape(
+            B, 3 * G, *hw_shape))
+        q, k, v = mixed.reshape(3, B, self.num_heads, -1, N).unbind(0)  # (B, heads, Ch, N)
+        context = k.softmax(dim=-1) @ v.transpose(-2, -1)  # (B, heads, Ch, Ch): linear in N
+        out = self.scale * (context.transpose(-2, -1) @ q) + self.crpe(q, v, hw_shape)
+        out = torch.cat([out.reshape(B, 4 * G, N).transpose(1, 2), local], dim=-1)
+        return self.proj_drop(self.proj(out))
+
+
+class GroupMixBlock(nn.Module):
+    """Convolutional position encoding, then pre-norm Group-Mix Attention and MLP residuals."""
+
+    def __init__(self, dim, num_heads, mlp_ratio, qkv_bias, drop_rate, drop_path, norm_cfg):
+        super().__init__()
+        self.cpe = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.attn = GroupMixAttention(dim, num_heads, qkv_bias, drop_rate, norm_cfg)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=drop_rate)
+
+    def forward(self, x, hw_shape):
+        x = x + image_to_tokens(self.cpe(tokens_to_image(x, hw_shape)))
+        x = x + self.drop_path(self.attn(self.norm1(x), hw_shape))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+@register_backbone
+class GroupMixFormer(DenseBackbone):
+    """GroupMixFormer backbone returning maps at strides 4, 8, 16 and 32 for any input size.
+
+    Args:
+        arch (str | dict): ``mini``, ``tiny``, ``small``, ``base``, ``large`` (the official M/T/S/B/L),
+            or a dict with ``embed_dims``, ``depths`` and ``mlp_ratios`` (one per stage).
+        in_channels (int): Input channels. Defaults to 3.
+        num_heads (int): Attention heads in every stage. Defaults to 8.
+        qkv_bias (bool): Bias of the qkv projection. Defaults to True.
+        drop_rate (float): Dropout after attention and MLP. Defaults to 0.
+        drop_path_rate (float): Stochastic depth of the last block. Defaults to 0.
+        out_indices (Sequence[int]): Stages whose outputs are returned. Defaults to (0, 1, 2, 3).
+        frozen_stages (int): Freeze the stem and stages 1..k; -1 freezes nothing.
+        norm_eval (bool): Keep BatchNorm layers in eval mode while training.
+        final_norm (bool): Norm the last stage's output (the classifier's BN). Defaults to False.
+        norm_cfg (dict): Norm of the convolutional parts. Defaults to BN (SyncBN in dist configs).
+        with_cp (bool): Activation checkpointing of each block.
+        init_cfg (dict, optional): e.g. ``dict(type='Pretrained', checkpoint=..., prefix='backbone.')``.
+    """
+
+    arch_zoo = {
+        'mini': dict(embed_dims=[40, 80, 160, 160], depths=[3, 3, 12, 4], mlp_ratios=[4, 4, 4, 4]),
+        'tiny': dict(embed_dims=[80, 160, 200, 240], depths=[4, 4, 12, 4], mlp_ratios=[4, 4, 4, 4]),
+        'small': dict(embed_dims=[80, 160, 320, 320], depths=[2, 4, 12, 4], mlp_ratios=[4, 4, 4, 4]),
+        'base': dict(embed_dims=[200, 240, 320, 480], depths=[8, 8, 12, 8], mlp_ratios=[2, 2, 4, 4]),
+        'large': dict(embed_dims=[240, 320, 360, 480], depths=[8, 10, 30, 10],
+                      mlp_ratios=[4, 4, 2, 2]),
+    }
+
+    def __init__(self, arch='small', in_channels=3, num_heads=8, qkv_bias=True, drop_rate=0.,
+                 drop_path_rate=0., out_indices=(0, 1, 2, 3), frozen_stages=-1, norm_eval=False,
+                 final_norm=False, norm_cfg=dict(type='BN', requires_grad=True), with_cp=False,
+                 init_cfg=None):
+        settings = resolve_arch('GroupMixFormer', self.arch_zoo, arch,
+                                ('embed_dims', 'depths', 'mlp_ratios'))
+        dims, depths = settings['embed_dims'], settings['depths']
+        super().__init__(len(depths), out_indices, frozen_stages, norm_eval, with_cp, init_cfg)
+        self.embed_dims = list(dims)
+        conv_kwargs = dict(kernel_size=3, stride=2, padding=1, bias=True, norm_cfg=norm_cfg,
+                           act_cfg=dict(type='HSwish'))
+        with warnings.catch_warnings():  # the official stem has conv biases before its norms
+            warnings.filterwarnings('ignore', 'Unnecessary conv bias')
+            self.stem = nn.Sequential(ConvModule(in_channels, dims[0] // 2, **conv_kwargs),
+                                      ConvModule(dims[0] // 2, dims[0], **conv_kwargs))
+        self.patch_embeds = nn.ModuleList(
+            PatchEmbed(dims[max(i - 1, 0)], dims[i], 1 if i == 0 else 2, norm_cfg)
+            for i in range(self.num_stages))
+        self.stages = nn.ModuleList(
+            nn.ModuleList(
+                GroupMixBlock(dims[i], num_heads, settings['mlp_ratios'][i], qkv_bias, drop_rate,
+                              rate, norm_cfg) for rate in rates)
+            for i, rates in enumerate(drop_path_schedule(drop_path_rate, depths)))
+        self.out_norm = build_norm_layer(norm_cfg, dims[-1])[1] if final_norm else None
+        self._freeze_stages()
+
+    def frozen_groups(self):
+        return [self.stem] + [[embed, stage] for embed, stage in zip(self.patch_embeds, self.stages)]
+
+    def forward(self, x):
+        x = self.stem(x)
+        outs = []
+        for i, (embed, blocks) in enumerate(zip(self.patch_embeds, self.stages)):
+            x = embed(x)
+            hw_shape = x.shape[2:]
+            x = image_to_tokens(x)
+            for block in blocks:
+                x = self.run_block(block, x, hw_shape)
+            x = tokens_to_image(x, hw_shape)
+            if i in self.out_indices:
+                last = i == self.num_stages - 1
+                outs.append(self.out_norm(x) if last and self.out_norm is not None else x)
+        return tuple(outs)

@@ -1,0 +1,70 @@
+"""What the tools do to any config before building a Runner: work dir, dataset checks, and the
+CPU fallbacks (SyncBN -> BN, gloo instead of NCCL) so that the same configs run without a GPU."""
+import os
+import os.path as osp
+
+import torch
+import torch.distributed as dist
+from mmengine.config import Config
+
+DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+
+
+def replace_sync_bn(node):
+    """Turn every ``type='SyncBN'`` norm config below ``node`` into plain BatchNorm, in place."""
+    if isinstance(node, dict):
+        if node.get('type') in ('SyncBN', 'MMSyncBN'):
+            node['type'] = 'BN'
+        for value in node.values():
+            replace_sync_bn(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            replace_sync_bn(value)
+
+
+def check_dataset_paths(cfg: Config):
+    """Raise a FileNotFoundError naming the missing dataset folder or file and how to fix it."""
+    for loader in DATALOADERS:
+        dataset = (cfg.get(loader) or {}).get('dataset')
+        while dataset is not None and 'dataset' in dataset:  # wrappers such as RepeatDataset
+            dataset = dataset['dataset']
+        if not dataset:
+            continue
+        root = dataset.get('data_root', '')
+        paths = [root] if root else []
+        ann_file = dataset.get('ann_file')
+        if ann_file:
+            paths.append(osp.join(root, ann_file))
+        for path in paths:
+            if not osp.exists(path):
+                raise FileNotFoundError(
+                    f'{loader}: dataset path {path!r} does not exist ({dataset.get("type")}). '
+                    f'Prepare the dataset there in its standard layout, point the config at it with '
+                    f'--cfg-options {loader}.dataset.data_root=PATH, or use a *demo* config after '
+                    f'`python tools/make_demo_data.py`.')
+
+
+def prepare_cfg(cfg: Config, config_path: str, launcher: str = 'none', work_dir=None) -> Config:
+    """Fill in the work dir and launcher, check data paths and adapt the config to a CPU host."""
+    cfg.launcher = launcher
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(config_path))[0])
+    check_dataset_paths(cfg)
+    if not torch.cuda.is_available():
+        replace_sync_bn(cfg.model)
+        if launcher != 'none':
+            cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
+            cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel', device_ids=None,
+                                         broadcast_buffers=False,
+                                         find_unused_parameters=cfg.get('find_unused_parameters',
+                                                                        False))
+            init_cpu_process_group()
+    return cfg
+
+
+def init_cpu_process_group():
+    """mmengine's launcher calls ``torch.cuda.set_device``; on a CPU host start gloo ourselves."""
+    if not dist.is_initialized() and 'RANK' in os.environ:
+        dist.init_process_group(backend='gloo')

@@ -1,0 +1,35 @@
+import importlib.util
+import os
+import os.path as osp
+
+import pytest
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def load_tool(relative_path):
+    """Import a script under tools/ (not a package) as a module."""
+    path = osp.join(REPO, relative_path)
+    spec = importlib.util.spec_from_file_location(osp.splitext(osp.basename(path))[0], path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='session')
+def demo_root(tmp_path_factory):
+    """A tiny demo dataset of all three tasks, generated once per test session."""
+    root = str(tmp_path_factory.mktemp('demo'))
+    load_tool('tools/make_demo_data.py').make_demo_data(
+        out=root, seed=0, verbose=False, num_train_cls=4, num_val_cls=2, num_train_det=6,
+        num_val_det=4, det_size=128, num_train_seg=6, num_val_seg=4, seg_size=64)
+    return root
+
+
+@pytest.fixture
+def in_repo():
+    """Run with the repository as working directory (configs use relative data paths)."""
+    cwd = os.getcwd()
+    os.chdir(REPO)
+    yield REPO
+    os.chdir(cwd)

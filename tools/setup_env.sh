@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Create (or check) the project's environment in .venv/ at the repository root.
+# Idempotent: on a machine where everything is installed it only verifies and exits in seconds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=.venv
+PY=$VENV/bin/python
+say() { printf '[setup] %s\n' "$*"; }
+
+if [[ ! -x $PY ]]; then
+  say "creating virtual environment in $VENV/"
+  python3 -m venv "$VENV"
+fi
+PIP=("$PY" -m pip install --disable-pip-version-check)
+
+if "$PY" - <<'PY' 2>/dev/null; then
+import importlib.metadata as md
+want = {'torch': '2.11.0', 'torchvision': '0.26.0', 'mmengine': '0.10.7', 'mmcv': '2.1.0',
+        'mmdet': '3.3.0', 'mmsegmentation': '1.2.2', 'mmpretrain': '1.2.0'}
+for name, version in want.items():
+    assert md.version(name).split('+')[0] == version, name
+for name in ('timm', 'ftfy', 'regex', 'pytest', 'groupmix_backbones'):
+    md.version(name)
+import mmcv.ops  # compiled ops present
+PY
+  say "environment in $VENV/ is ready (torch 2.11.0, mmcv 2.1.0 with ops, mmdet/mmseg/mmpretrain)"
+  exit 0
+fi
+
+say "installing torch 2.11.0 + torchvision 0.26.0 (about 1 minute)"
+"${PIP[@]}" -q torch==2.11.0 torchvision==0.26.0
+say "installing build tools and mmengine 0.10.7"
+"${PIP[@]}" -q "setuptools>=77,<81" wheel ninja mmengine==0.10.7
+if ! "$PY" -c "import mmcv.ops" 2>/dev/null; then
+  say "building mmcv 2.1.0 with compiled ops (about 10 minutes the first time; pip caches the wheel)"
+  MMCV_WITH_OPS=1 "${PIP[@]}" -q --no-build-isolation mmcv==2.1.0
+fi
+say "installing mmdet 3.3.0, mmsegmentation 1.2.2, mmpretrain 1.2.0, timm, test tools"
+"${PIP[@]}" -q mmdet==3.3.0 mmsegmentation==1.2.2 mmpretrain==1.2.0 "timm>=1.0,<2" ftfy regex \
+  pytest pycocotools
+say "installing groupmix_backbones (editable)"
+"${PIP[@]}" -q --no-build-isolation --no-deps -e .
+say "environment ready in $VENV/"
