@@ -3,6 +3,7 @@ from typing import Dict, Sequence, Union
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from mmengine.model import BaseModule
 from timm.layers import trunc_normal_
@@ -44,6 +45,58 @@ def image_to_tokens(x: torch.Tensor) -> torch.Tensor:
 def tokens_to_image(x: torch.Tensor, hw_shape) -> torch.Tensor:
     """(B, H*W, C) -> (B, C, H, W)."""
     return x.transpose(1, 2).reshape(x.shape[0], x.shape[2], *hw_shape)
+
+
+def _pair(value):
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+
+
+def pad_to_multiple(x: torch.Tensor, multiple, channels_last: bool = False) -> torch.Tensor:
+    """Zero-pad the bottom/right of an image, (B, C, H, W) or with ``channels_last`` (B, H, W, C),
+    so that H and W are multiples of ``multiple`` (an int or an (h, w) pair)."""
+    mh, mw = _pair(multiple)
+    H, W = x.shape[1:3] if channels_last else x.shape[2:4]
+    pad_h, pad_w = -H % mh, -W % mw
+    if not pad_h and not pad_w:
+        return x
+    return F.pad(x, (0, 0, 0, pad_w, 0, pad_h) if channels_last else (0, pad_w, 0, pad_h))
+
+
+def pad_for_strided_conv(x: torch.Tensor, kernel_size, stride, padding) -> torch.Tensor:
+    """Zero-pad the bottom/right of (B, C, H, W) so that a conv with these settings outputs
+    ``ceil(H / stride) x ceil(W / stride)`` (what a stride-s stem should give for any size)."""
+    extra = []
+    for size, k, s, p in zip(x.shape[2:4], _pair(kernel_size), _pair(stride), _pair(padding)):
+        extra.append(max(0, s * (-(-size // s) - 1) + k - 2 * p - size))
+    return F.pad(x, (0, extra[1], 0, extra[0])) if any(extra) else x
+
+
+def resize_pos_embed(pos_embed: torch.Tensor, src_hw, dst_hw, mode: str = 'bicubic') -> torch.Tensor:
+    """Interpolate position embedding tokens (1, src_h*src_w, C) of a src_hw grid to dst_hw; returned
+    unchanged when the grids are equal."""
+    src_hw, dst_hw = tuple(src_hw), tuple(dst_hw)
+    if src_hw == dst_hw:
+        return pos_embed
+    grid = pos_embed.reshape(1, *src_hw, -1).permute(0, 3, 1, 2)
+    grid = F.interpolate(grid, size=dst_hw, mode=mode, align_corners=False)
+    return grid.flatten(2).transpose(1, 2)
+
+
+def window_partition(x: torch.Tensor, window_hw) -> torch.Tensor:
+    """(B, H, W, C) with H, W multiples of the window -> (B * num_windows, wh * ww, C), windows in
+    row-major order."""
+    B, H, W, C = x.shape
+    wh, ww = _pair(window_hw)
+    x = x.reshape(B, H // wh, wh, W // ww, ww, C).transpose(2, 3)
+    return x.reshape(-1, wh * ww, C)
+
+
+def window_reverse(windows: torch.Tensor, window_hw, hw_shape) -> torch.Tensor:
+    """Inverse of :func:`window_partition`: (B * num_windows, wh * ww, C) -> (B, H, W, C)."""
+    (wh, ww), (H, W) = _pair(window_hw), tuple(hw_shape)
+    C = windows.shape[-1]
+    x = windows.reshape(-1, H // wh, W // ww, wh, ww, C).transpose(2, 3)
+    return x.reshape(-1, H, W, C)
 
 
 class DenseBackbone(BaseModule):

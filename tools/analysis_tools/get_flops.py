@@ -29,7 +29,7 @@ class TensorForward(torch.nn.Module):
             from mmdet.structures import DetDataSample
             meta = dict(img_shape=self.shape, ori_shape=self.shape, pad_shape=self.shape,
                         batch_input_shape=self.shape, scale_factor=(1., 1.))
-            return self.model._forward(inputs, [DetDataSample(metainfo=meta)])
+            return self.model._forward(inputs, [DetDataSample(metainfo=meta) for _ in inputs])
         return self.model(inputs, mode='tensor')
 
 

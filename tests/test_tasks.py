@@ -1,0 +1,141 @@
+"""Short real Runner trainings on the demo data, resume, a 2-process run and the inference APIs."""
+import json
+import os
+import os.path as osp
+import shutil
+import socket
+import subprocess
+import sys
+
+import pytest
+from mmengine.config import Config
+from mmengine.runner import Runner
+
+import groupmix_backbones  # noqa: F401
+from conftest import REPO
+from groupmix_backbones.runtime import prepare_cfg
+
+DEMOS = {
+    'cls': ('mmpretrain_cfgs/groupmixformer/groupmixformer-mini_demo.py', 'imagenet'),
+    'det': ('mmdet_cfgs/groupmixformer/mask-rcnn_groupmixformer-mini_fpn_demo.py', 'coco/'),
+    'seg': ('mmseg_cfgs/groupmixformer/upernet_groupmixformer-mini_demo.py',
+            'ade/ADEChallengeData2016'),
+}
+METRIC = {'cls': 'accuracy/top1', 'det': 'coco/segm_mAP', 'seg': 'mIoU'}
+
+
+def short_run_options(task, demo_root):
+    """--cfg-options that point a demo config at ``demo_root`` and shorten its schedule."""
+    root = osp.join(demo_root, DEMOS[task][1])
+    options = {f'{loader}.dataset.data_root': root
+               for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')}
+    options.update({'default_hooks.logger.interval': 1, 'param_scheduler': None})
+    if task == 'seg':
+        options.update({'train_cfg.max_iters': 2, 'train_cfg.val_interval': 2,
+                        'default_hooks.checkpoint.interval': 2})
+    else:
+        options.update({'train_cfg.max_epochs': 1, 'train_cfg.val_interval': 1,
+                        'default_hooks.checkpoint.interval': 1})
+    if task == 'det':
+        ann = osp.join(root, 'annotations/instances_val2017.json')
+        options.update({'val_evaluator.ann_file': ann, 'test_evaluator.ann_file': ann})
+    return options
+
+
+def short_cfg(task, demo_root, work_dir):
+    config = osp.join(REPO, DEMOS[task][0])
+    cfg = Config.fromfile(config)
+    cfg.merge_from_dict(short_run_options(task, demo_root))
+    return prepare_cfg(cfg, config, work_dir=str(work_dir))
+
+
+@pytest.fixture(scope='module', params=list(DEMOS))
+def trained(request, demo_root, tmp_path_factory):
+    """Train each demo config briefly in this process; yields (task, work dir, checkpoint)."""
+    task = request.param
+    work_dir = tmp_path_factory.mktemp(task)
+    runner = Runner.from_cfg(short_cfg(task, demo_root, work_dir))
+    runner.train()
+    checkpoint = open(osp.join(work_dir, 'last_checkpoint')).read().strip()
+    yield task, work_dir, checkpoint, runner.val_loop.run()
+
+
+def test_train_and_validate(trained):
+    task, _, checkpoint, metrics = trained
+    assert osp.isfile(checkpoint)
+    assert 0 <= metrics[METRIC[task]] <= 100
+
+
+def test_test_loop_and_resume(trained, demo_root, tmp_path):
+    task, work_dir, checkpoint, _ = trained
+    cfg = short_cfg(task, demo_root, tmp_path)
+    cfg.load_from = checkpoint
+    assert METRIC[task] in Runner.from_cfg(cfg).test()
+    if task == 'seg':
+        return
+    resume_dir = tmp_path / 'resume'
+    shutil.copytree(work_dir, resume_dir)
+    with open(resume_dir / 'last_checkpoint', 'w') as f:
+        f.write(str(resume_dir / osp.basename(checkpoint)))
+    cfg = short_cfg(task, demo_root, resume_dir)
+    cfg.train_cfg.max_epochs = 2
+    cfg.resume = True  # from the latest checkpoint in the work dir
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    assert runner.epoch == 2 and osp.isfile(resume_dir / 'epoch_2.pth')
+
+
+def test_inference_apis(trained, demo_root, tmp_path):
+    task, _, checkpoint, _ = trained
+    config = osp.join(REPO, DEMOS[task][0])
+    sys.path.insert(0, osp.join(REPO, 'tools'))
+    from infer import build_inferencer
+    if task == 'det':
+        from mmdet.apis import inference_detector, init_detector
+        image = osp.join(demo_root, 'coco/val2017', sorted(os.listdir(
+            osp.join(demo_root, 'coco/val2017')))[0])
+        for weights in (None, checkpoint):
+            result = inference_detector(init_detector(config, weights, device='cpu'), image)
+            assert result.pred_instances.bboxes.shape[1] == 4
+    elif task == 'seg':
+        from mmseg.apis import inference_model, init_model
+        folder = osp.join(demo_root, 'ade/ADEChallengeData2016/images/validation')
+        image = osp.join(folder, sorted(os.listdir(folder))[0])
+        for weights in (None, checkpoint):
+            result = inference_model(init_model(config, weights, device='cpu'), image)
+            assert result.pred_sem_seg.data.shape[-2:] == (64, 64)
+    else:
+        folder = osp.join(demo_root, 'imagenet/val/circle')
+        image = osp.join(folder, sorted(os.listdir(folder))[0])
+    for weights in (None, checkpoint):
+        inferencer = build_inferencer(config, weights)
+        out = tmp_path / f'vis_{weights is None}'
+        kwargs = dict(show_dir=str(out)) if task == 'cls' else dict(out_dir=str(out))
+        result = inferencer(image, **kwargs)
+        assert result
+        drawn = [f for _, _, files in os.walk(out) for f in files if f.endswith(('.jpg', '.png',
+                                                                                 '.JPEG'))]
+        assert drawn, f'no drawing written under {out}'
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def test_two_process_training(demo_root, tmp_path):
+    options = [f'{k}={v}' for k, v in short_run_options('cls', demo_root).items()]
+    env = dict(os.environ, PORT=str(free_port()), CUDA_VISIBLE_DEVICES='',
+               PYTHON=sys.executable)
+    subprocess.run(['bash', 'tools/dist_train.sh', DEMOS['cls'][0], '2', '--work-dir',
+                    str(tmp_path), '--cfg-options', *options], cwd=REPO, env=env, check=True,
+                   timeout=600)
+    logs = [osp.join(root, f) for root, _, files in os.walk(tmp_path) for f in files
+            if f.endswith('.log')]
+    text = open(logs[0]).read()
+    assert 'Distributed training: True' in text and 'GPU number: 2' in text  # mmengine's words
+    assert osp.isfile(tmp_path / 'epoch_1.pth')
+    scalars = [osp.join(root, f) for root, _, files in os.walk(tmp_path) for f in files
+               if f == 'scalars.json']
+    assert any('accuracy/top1' in json.loads(line) for line in open(scalars[0]))
