@@ -1,11 +1,12 @@
 """What the tools do to any config before building a Runner: work dir, dataset checks, and the
 CPU fallbacks (SyncBN -> BN, gloo instead of NCCL) so that the same configs run without a GPU."""
+import argparse
 import os
 import os.path as osp
 
 import torch
 import torch.distributed as dist
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 
 DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
@@ -68,3 +69,22 @@ def init_cpu_process_group():
     """mmengine's launcher calls ``torch.cuda.set_device``; on a CPU host start gloo ourselves."""
     if not dist.is_initialized() and 'RANK' in os.environ:
         dist.init_process_group(backend='gloo')
+
+
+def add_runner_args(parser: argparse.ArgumentParser):
+    """The options tools/train.py and tools/test.py share."""
+    parser.add_argument('--work-dir', help='where logs and checkpoints go '
+                        '(default: work_dirs/<config name>)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config entries, e.g. train_cfg.max_epochs=12')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def load_cfg(args: argparse.Namespace) -> Config:
+    """The config of ``args.config`` with ``--cfg-options`` merged, prepared by :func:`prepare_cfg`."""
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    return prepare_cfg(cfg, args.config, args.launcher, args.work_dir)

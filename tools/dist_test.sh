@@ -1,18 +1,4 @@
 #!/usr/bin/env bash
 # Usage: tools/dist_test.sh CONFIG CHECKPOINT GPUS [test.py args]
 # Multi-node: set NNODES, NODE_RANK, MASTER_ADDR and PORT on every node.
-CONFIG=$1
-CHECKPOINT=$2
-GPUS=$3
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
-cd "$(dirname "$0")/.." || exit 1
-PYTHON=${PYTHON:-$( [[ -x .venv/bin/python ]] && echo .venv/bin/python || echo python )}
-
-PYTHONPATH="$(pwd):${PYTHONPATH:-}" OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} \
-"$PYTHON" -m torch.distributed.run \
-    --nnodes="$NNODES" --node_rank="$NODE_RANK" --master_addr="$MASTER_ADDR" \
-    --nproc_per_node="$GPUS" --master_port="$PORT" \
-    tools/test.py "$CONFIG" "$CHECKPOINT" --launcher pytorch "${@:4}"
+exec "$(dirname "$0")/dist_run.sh" "$3" test.py "$1" "$2" "${@:4}"

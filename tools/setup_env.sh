@@ -11,7 +11,10 @@ if [[ ! -x $PY ]]; then
   say "creating virtual environment in $VENV/"
   python3 -m venv "$VENV"
 fi
-PIP=("$PY" -m pip install --disable-pip-version-check)
+# pip, minus its warnings about this machine's local package index folders
+pip_install() {
+  "$PY" -m pip install --disable-pip-version-check -q "$@" 2> >(grep -v 'is ignored: it is neither' >&2)
+}
 
 if "$PY" - <<'PY' 2>/dev/null; then
 import importlib.metadata as md
@@ -28,16 +31,16 @@ PY
 fi
 
 say "installing torch 2.11.0 + torchvision 0.26.0 (about 1 minute)"
-"${PIP[@]}" -q torch==2.11.0 torchvision==0.26.0
+pip_install torch==2.11.0 torchvision==0.26.0
 say "installing build tools and mmengine 0.10.7"
-"${PIP[@]}" -q "setuptools>=77,<81" wheel ninja mmengine==0.10.7
+pip_install "setuptools>=77,<81" wheel ninja mmengine==0.10.7
 if ! "$PY" -c "import mmcv.ops" 2>/dev/null; then
   say "building mmcv 2.1.0 with compiled ops (about 10 minutes the first time; pip caches the wheel)"
-  MMCV_WITH_OPS=1 "${PIP[@]}" -q --no-build-isolation mmcv==2.1.0
+  MMCV_WITH_OPS=1 pip_install --no-build-isolation mmcv==2.1.0
 fi
 say "installing mmdet 3.3.0, mmsegmentation 1.2.2, mmpretrain 1.2.0, timm, test tools"
-"${PIP[@]}" -q mmdet==3.3.0 mmsegmentation==1.2.2 mmpretrain==1.2.0 "timm>=1.0,<2" ftfy regex \
+pip_install mmdet==3.3.0 mmsegmentation==1.2.2 mmpretrain==1.2.0 "timm>=1.0,<2" ftfy regex \
   pytest pycocotools
 say "installing groupmix_backbones (editable)"
-"${PIP[@]}" -q --no-build-isolation --no-deps -e .
+pip_install --no-build-isolation --no-deps -e .
 say "environment ready in $VENV/"
