@@ -26,7 +26,8 @@ import time
 
 import torch
 
-_spec = importlib.util.spec_from_file_location('get_flops', osp.join(osp.dirname(__file__), 'get_flops.py'))
+_spec = importlib.util.spec_from_file_location(
+    'get_flops', osp.join(osp.dirname(__file__), 'get_flops.py'))
 get_flops = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(get_flops)
 
@@ -120,7 +121,8 @@ def main():
     parser.add_argument('--warmup', type=int, default=2)
     parser.add_argument('--device', choices=['cpu', 'cuda'],
                         default='cuda' if torch.cuda.is_available() else 'cpu')
-    parser.add_argument('--backbone-only', action='store_true', help='benchmark model.backbone only')
+    parser.add_argument('--backbone-only', action='store_true',
+                        help='benchmark model.backbone only')
     args = parser.parse_args()
 
     model, scope = get_flops.build_model(args.config)
