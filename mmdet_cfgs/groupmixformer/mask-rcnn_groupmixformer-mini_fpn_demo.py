@@ -3,7 +3,7 @@ _base_ = './mask-rcnn_groupmixformer-mini_fpn_1x_coco.py'
 
 data_root = 'data/demo/coco/'
 metainfo = dict(classes=('circle', 'square', 'triangle', 'star', 'cross', 'ring'))
-image_scale = (256, 256)
+image_scale = (192, 192)
 model = dict(
     backbone=dict(drop_path_rate=0.0, init_cfg=None),
     neck=dict(out_channels=128),
@@ -45,8 +45,8 @@ test_evaluator = val_evaluator
 optim_wrapper = dict(optimizer=dict(lr=4e-4))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=40),
-    dict(type='MultiStepLR', begin=0, end=12, by_epoch=True, milestones=[10], gamma=0.1),
+    dict(type='MultiStepLR', begin=0, end=6, by_epoch=True, milestones=[5], gamma=0.1),
 ]
-train_cfg = dict(max_epochs=12, val_interval=12)
-default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=6, max_keep_ckpts=1))
+train_cfg = dict(max_epochs=6, val_interval=6)
+default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=3, max_keep_ckpts=1))
 randomness = dict(seed=0)

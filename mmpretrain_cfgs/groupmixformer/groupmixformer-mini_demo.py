@@ -6,7 +6,7 @@ classes = ('circle', 'square', 'triangle', 'star', 'cross', 'ring')
 image_size = 64
 model = dict(backbone=dict(drop_path_rate=0.0),
              head=dict(num_classes=len(classes), loss=dict(label_smooth_val=0.0)),
-             train_cfg=dict(augments=None))
+             train_cfg=None)  # no Mixup/CutMix
 data_preprocessor = dict(num_classes=len(classes))
 train_pipeline = [
     dict(type='LoadImageFromFile'),
@@ -17,7 +17,7 @@ train_pipeline = [
 test_pipeline = [dict(type='LoadImageFromFile'), dict(type='Resize', scale=image_size),
                  dict(type='PackInputs')]
 dataset = dict(type='CustomDataset', data_root=data_root, classes=classes, with_label=True)
-train_dataloader = dict(batch_size=32, num_workers=0, persistent_workers=False,
+train_dataloader = dict(batch_size=16, num_workers=0, persistent_workers=False,
                         dataset=dict(_delete_=True, ann_file='meta/train.txt',
                                      pipeline=train_pipeline, **dataset))
 val_dataloader = dict(batch_size=64, num_workers=0, persistent_workers=False,
@@ -27,12 +27,12 @@ test_dataloader = val_dataloader
 val_evaluator = dict(type='Accuracy', topk=(1, ))
 test_evaluator = val_evaluator
 
-optim_wrapper = dict(optimizer=dict(lr=2e-3))
+optim_wrapper = dict(optimizer=dict(lr=1e-3))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=True, end=1, convert_to_iter_based=True),
     dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=True, begin=1),
 ]
-train_cfg = dict(max_epochs=8, val_interval=8)
+train_cfg = dict(max_epochs=20, val_interval=20)
 auto_scale_lr = dict(enable=False)
-default_hooks = dict(logger=dict(interval=5), checkpoint=dict(interval=4, max_keep_ckpts=1))
+default_hooks = dict(logger=dict(interval=5), checkpoint=dict(interval=10, max_keep_ckpts=1))
 randomness = dict(seed=0)

@@ -26,7 +26,7 @@ test_pipeline = [
 # ADE20K's layout and label convention with our own classes (ADE20KDataset insists on its 150)
 dataset = dict(type='BaseSegDataset', data_root=data_root, metainfo=metainfo, img_suffix='.jpg',
                seg_map_suffix='.png', reduce_zero_label=True)
-train_dataloader = dict(batch_size=8, num_workers=0, persistent_workers=False,
+train_dataloader = dict(batch_size=4, num_workers=0, persistent_workers=False,
                         dataset=dict(pipeline=train_pipeline, **dataset))
 val_dataloader = dict(batch_size=1, num_workers=0, persistent_workers=False,
                       dataset=dict(pipeline=test_pipeline, **dataset))
@@ -35,9 +35,9 @@ test_dataloader = val_dataloader
 optim_wrapper = dict(optimizer=dict(lr=1e-3))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=20),
-    dict(type='PolyLR', eta_min=0.0, power=1.0, begin=20, end=300, by_epoch=False),
+    dict(type='PolyLR', eta_min=0.0, power=1.0, begin=20, end=200, by_epoch=False),
 ]
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=300, val_interval=300)
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=200, val_interval=200)
 default_hooks = dict(logger=dict(interval=20),
-                     checkpoint=dict(by_epoch=False, interval=150, max_keep_ckpts=1))
+                     checkpoint=dict(by_epoch=False, interval=100, max_keep_ckpts=1))
 randomness = dict(seed=0)
