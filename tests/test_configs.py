@@ -30,7 +30,7 @@ def test_config_loads_and_builds(config):
     backbone = model.backbone
     assert type(backbone).__name__ == cfg.model.backbone.type
     if 'demo' not in config:
-        assert cfg.model.backbone.init_cfg.type == 'Pretrained' or scope == 'mmpretrain'
+        assert scope == 'mmpretrain' or cfg.model.backbone.init_cfg.type == 'Pretrained'
     # the dims the necks and heads expect match what the backbone gives
     dims = [backbone.embed_dims[i] for i in backbone.out_indices]
     if scope == 'mmdet':

@@ -15,18 +15,21 @@ import groupmix_backbones  # noqa: F401
 from conftest import REPO
 from groupmix_backbones.runtime import prepare_cfg
 
-DEMOS = {
-    'cls': ('mmpretrain_cfgs/groupmixformer/groupmixformer-mini_demo.py', 'imagenet'),
-    'det': ('mmdet_cfgs/groupmixformer/mask-rcnn_groupmixformer-mini_fpn_demo.py', 'coco/'),
-    'seg': ('mmseg_cfgs/groupmixformer/upernet_groupmixformer-mini_demo.py',
-            'ade/ADEChallengeData2016'),
+DATA = {'cls': 'imagenet', 'det': 'coco/', 'seg': 'ade/ADEChallengeData2016'}
+DEMOS = {  # (family, task): demo config
+    ('groupmixformer', 'cls'): 'mmpretrain_cfgs/groupmixformer/groupmixformer-mini_demo.py',
+    ('groupmixformer', 'det'): 'mmdet_cfgs/groupmixformer/mask-rcnn_groupmixformer-mini_fpn_demo.py',
+    ('groupmixformer', 'seg'): 'mmseg_cfgs/groupmixformer/upernet_groupmixformer-mini_demo.py',
+    ('flatten', 'cls'): 'mmpretrain_cfgs/flatten/flatten-pvtv2-b0_demo.py',
+    ('flatten', 'det'): 'mmdet_cfgs/flatten/mask-rcnn_flatten-pvtv2-b0_fpn_demo.py',
+    ('flatten', 'seg'): 'mmseg_cfgs/flatten/upernet_flatten-pvtv2-b0_demo.py',
 }
 METRIC = {'cls': 'accuracy/top1', 'det': 'coco/segm_mAP', 'seg': 'mIoU'}
 
 
 def short_run_options(task, demo_root):
     """--cfg-options that point a demo config at ``demo_root`` and shorten its schedule."""
-    root = osp.join(demo_root, DEMOS[task][1])
+    root = osp.join(demo_root, DATA[task])
     options = {f'{loader}.dataset.data_root': root
                for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')}
     options.update({'default_hooks.logger.interval': 1, 'param_scheduler': None})
@@ -42,33 +45,34 @@ def short_run_options(task, demo_root):
     return options
 
 
-def short_cfg(task, demo_root, work_dir):
-    config = osp.join(REPO, DEMOS[task][0])
+def short_cfg(demo, demo_root, work_dir):
+    config, task = osp.join(REPO, DEMOS[demo]), demo[1]
     cfg = Config.fromfile(config)
     cfg.merge_from_dict(short_run_options(task, demo_root))
     return prepare_cfg(cfg, config, work_dir=str(work_dir))
 
 
-@pytest.fixture(scope='module', params=list(DEMOS))
+@pytest.fixture(scope='module', params=list(DEMOS), ids='-'.join)
 def trained(request, demo_root, tmp_path_factory):
-    """Train each demo config briefly in this process; yields (task, work dir, checkpoint)."""
-    task = request.param
-    work_dir = tmp_path_factory.mktemp(task)
-    runner = Runner.from_cfg(short_cfg(task, demo_root, work_dir))
+    """Train each demo config briefly in this process; yields (demo, work dir, checkpoint, metrics)."""
+    demo = request.param
+    work_dir = tmp_path_factory.mktemp('-'.join(demo))
+    runner = Runner.from_cfg(short_cfg(demo, demo_root, work_dir))
     runner.train()
     checkpoint = open(osp.join(work_dir, 'last_checkpoint')).read().strip()
-    yield task, work_dir, checkpoint, runner.val_loop.run()
+    yield demo, work_dir, checkpoint, runner.val_loop.run()
 
 
 def test_train_and_validate(trained):
-    task, _, checkpoint, metrics = trained
+    (_, task), _, checkpoint, metrics = trained
     assert osp.isfile(checkpoint)
     assert 0 <= metrics[METRIC[task]] <= 100
 
 
 def test_test_loop_and_resume(trained, demo_root, tmp_path):
-    task, work_dir, checkpoint, _ = trained
-    cfg = short_cfg(task, demo_root, tmp_path)
+    demo, work_dir, checkpoint, _ = trained
+    task = demo[1]
+    cfg = short_cfg(demo, demo_root, tmp_path)
     cfg.load_from = checkpoint
     assert METRIC[task] in Runner.from_cfg(cfg).test()
     if task == 'seg':
@@ -77,7 +81,7 @@ def test_test_loop_and_resume(trained, demo_root, tmp_path):
     shutil.copytree(work_dir, resume_dir)
     with open(resume_dir / 'last_checkpoint', 'w') as f:
         f.write(str(resume_dir / osp.basename(checkpoint)))
-    cfg = short_cfg(task, demo_root, resume_dir)
+    cfg = short_cfg(demo, demo_root, resume_dir)
     cfg.train_cfg.max_epochs = 2
     cfg.resume = True  # from the latest checkpoint in the work dir
     runner = Runner.from_cfg(cfg)
@@ -86,8 +90,8 @@ def test_test_loop_and_resume(trained, demo_root, tmp_path):
 
 
 def test_inference_apis(trained, demo_root, tmp_path):
-    task, _, checkpoint, _ = trained
-    config = osp.join(REPO, DEMOS[task][0])
+    (family, task), _, checkpoint, _ = trained
+    config = osp.join(REPO, DEMOS[family, task])
     sys.path.insert(0, osp.join(REPO, 'tools'))
     from infer import build_inferencer
     if task == 'det':
@@ -128,7 +132,8 @@ def test_two_process_training(demo_root, tmp_path):
     options = [f'{k}={v}' for k, v in short_run_options('cls', demo_root).items()]
     env = dict(os.environ, PORT=str(free_port()), CUDA_VISIBLE_DEVICES='',
                PYTHON=sys.executable)
-    subprocess.run(['bash', 'tools/dist_train.sh', DEMOS['cls'][0], '2', '--work-dir',
+    config = DEMOS['groupmixformer', 'cls']
+    subprocess.run(['bash', 'tools/dist_train.sh', config, '2', '--work-dir',
                     str(tmp_path), '--cfg-options', *options], cwd=REPO, env=env, check=True,
                    timeout=600)
     logs = [osp.join(root, f) for root, _, files in os.walk(tmp_path) for f in files

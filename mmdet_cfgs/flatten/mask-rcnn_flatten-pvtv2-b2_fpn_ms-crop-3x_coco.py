@@ -1,0 +1,5 @@
+_base_ = './mask-rcnn_flatten-pvtv2-b0_fpn_ms-crop-3x_coco.py'
+model = dict(
+    backbone=dict(arch='b2',
+                  init_cfg=dict(checkpoint='checkpoints/flatten-pvtv2-b2_in1k.pth')),
+    neck=dict(in_channels=[64, 128, 320, 512]))

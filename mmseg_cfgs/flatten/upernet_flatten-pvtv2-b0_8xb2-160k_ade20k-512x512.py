@@ -1,0 +1,6 @@
+# UperNet + auxiliary FCN head with FLatten-PVTv2-B0 on ADE20K, mmseg's transformer-backbone
+# 160k recipe (AdamW 6e-5, weight decay 0.01, poly, 1500 warmup iterations, 8 GPUs x 2 images).
+_base_ = ['mmseg::swin/swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512.py',
+          '../../common_cfgs/flatten-pvtv2-b0_dense.py']
+model = dict(backbone={{_base_.backbone}}, decode_head=dict(in_channels=[32, 64, 160, 256]),
+             auxiliary_head=dict(in_channels=160))
