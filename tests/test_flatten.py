@@ -305,3 +305,20 @@ def test_converter_rejects_unknown_keys():
         converter.convert(dict(official, cls_token=torch.zeros(1)))
     with pytest.raises(KeyError, match='Not an official FLatten'):
         converter.convert({'model': {'conv1.weight': torch.zeros(1)}})
+
+
+def test_checkpoint_of_another_pretraining_size_loads_resized():
+    """A 224 checkpoint loads into the 384 setting (as the released 384 fine-tunes start):
+    the key position encodings and relative position tables are interpolated, not dropped."""
+    from mmengine.runner.checkpoint import load_state_dict
+    arch = dict(embed_dims=32, depths=[1, 2, 1, 1], num_heads=[1, 2, 4, 8])
+    src = FLattenSwin(arch=dict(arch, window_size=7), pretrain_img_size=224)
+    dst = FLattenSwin(arch=dict(arch, window_size=12), pretrain_img_size=384)
+    state = {k: torch.randn_like(v) for k, v in src.state_dict().items()}
+    load_state_dict(dst, dict(state), strict=True)
+    for name, param in dst.state_dict().items():
+        if name.endswith(('key_pos_embed', 'rel_pos_table')):
+            assert param.shape != state[name].shape
+            assert (param - param.mean()).abs().sum() > 0  # interpolated, not left at zero
+    with torch.no_grad():
+        assert all(torch.isfinite(o).all() for o in dst.eval()(torch.randn(1, 3, 65, 97)))

@@ -1,4 +1,5 @@
 """Building blocks shared by every backbone family: arch lookup, stage options, drop-path schedule."""
+import math
 from typing import Dict, Sequence, Union
 
 import torch
@@ -80,6 +81,21 @@ def resize_pos_embed(pos_embed: torch.Tensor, src_hw, dst_hw, mode: str = 'bicub
     grid = pos_embed.reshape(1, *src_hw, -1).permute(0, 3, 1, 2)
     grid = F.interpolate(grid, size=dst_hw, mode=mode, align_corners=False)
     return grid.flatten(2).transpose(1, 2)
+
+
+def adapt_saved_grid(state_dict: dict, key: str, param: torch.Tensor, dst_hw) -> None:
+    """Interpolate, in ``state_dict``, a saved square grid of tokens (a position embedding
+    (1, h*w, C) or a relative position table (h*w, heads)) that was trained for another size to
+    ``param``'s grid ``dst_hw``, so that e.g. 224 checkpoints load into 384 models."""
+    saved = state_dict.get(key)
+    if saved is None or saved.shape == param.shape or saved.dim() not in (2, 3):
+        return
+    tokens = saved if saved.dim() == 3 else saved[None]
+    side = math.isqrt(tokens.shape[1])
+    if side * side != tokens.shape[1] or tokens.shape[2] != param.shape[-1]:
+        return  # not a square grid of the same channels: left to the shape check
+    resized = resize_pos_embed(tokens, (side, side), dst_hw)
+    state_dict[key] = resized if saved.dim() == 3 else resized[0]
 
 
 def window_partition(x: torch.Tensor, window_hw) -> torch.Tensor:

@@ -28,9 +28,9 @@ import torch.nn.functional as F
 from timm.layers import DropPath, Mlp, trunc_normal_
 
 from ..registry import register_backbone
-from .base import (DenseBackbone, drop_path_schedule, image_to_tokens, pad_for_strided_conv,
-                   pad_to_multiple, resize_pos_embed, resolve_arch, tokens_to_image,
-                   window_partition, window_reverse)
+from .base import (DenseBackbone, adapt_saved_grid, drop_path_schedule, image_to_tokens,
+                   pad_for_strided_conv, pad_to_multiple, resize_pos_embed, resolve_arch,
+                   tokens_to_image, window_partition, window_reverse)
 
 MASK_VALUE = -1e4  # additive attention mask of keys a query must not see (finite: no NaN rows)
 
@@ -70,6 +70,10 @@ class FocusedLinearAttention(nn.Module):
                              groups=head_dim)
         self.focus_scale = nn.Parameter(torch.zeros(1, 1, dim))
         self.key_pos_embed = nn.Parameter(torch.zeros(1, self.pos_hw[0] * self.pos_hw[1], dim))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        adapt_saved_grid(state_dict, prefix + 'key_pos_embed', self.key_pos_embed, self.pos_hw)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _focus(self, x, scale):
         x = (F.relu(x) + 1e-6) / scale
@@ -253,6 +257,11 @@ class ShiftedWindowAttention(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        side = 2 * self.window_size - 1
+        adapt_saved_grid(state_dict, prefix + 'rel_pos_table', self.rel_pos_table, (side, side))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _region_mask(self, hw_shape, padded_hw, shift, device):
         """(num_windows, w*w, w*w) additive mask, or None when every window is whole and unshifted."""

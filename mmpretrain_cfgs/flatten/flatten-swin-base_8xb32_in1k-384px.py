@@ -2,10 +2,9 @@
 # epochs on 8 GPUs x 32, AdamW lr 2e-5 x 256 / 512 = 1e-5, weight decay 1e-8, 5 warmup epochs from
 # lr x 1e-3, cosine to lr x 0.01, gradient clipping 5, drop path 0.5, the 224 augmentation at 384,
 # test resize to 384x384 without a crop (TEST.CROP False). Starts from the converted 224 weights.
-# NOTE: at 384 the key position encodings of stages 1-2 and the relative position bias tables of
-# stages 3-4 change shape; the official fine-tune resizes them (bicubic) on loading, load_from
-# skips them with a size-mismatch warning unless the backbone resizes them when its state dict is
-# loaded.
+# Loading the 224 checkpoint, the key position encodings of stages 1-2 and the relative position
+# tables of stages 3-4 are interpolated to 384 (bicubic, as the
+# official fine-tune does).
 _base_ = ['./flatten-swin-base_8xb64_in1k.py', '../../common_cfgs/flatten_in1k-384px.py']
 model = dict(backbone=dict(arch='base_384'))
 train_dataloader = dict(batch_size=32, dataset=dict(pipeline={{_base_.train_pipeline_384px}}))
