@@ -34,9 +34,9 @@ from PIL import Image, ImageDraw
 CLASSES = ('circle', 'square', 'triangle', 'star', 'cross', 'ring')
 TASKS = ('cls', 'det', 'seg')
 TASK_DIRS = {'cls': 'imagenet', 'det': 'coco', 'seg': 'ade'}
-DEFAULTS = dict(num_train_cls=80, num_val_cls=20, cls_size=64,
+DEFAULTS = dict(num_train_cls=300, num_val_cls=50, cls_size=64,
                 num_train_det=160, num_val_det=40, det_size=256,
-                num_train_seg=120, num_val_seg=30, seg_size=128)
+                num_train_seg=600, num_val_seg=60, seg_size=128)
 STAMP = '.demo_stamp.json'
 VERSION = 1
 

@@ -32,7 +32,7 @@ param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=True, end=1, convert_to_iter_based=True),
     dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=True, begin=1),
 ]
-train_cfg = dict(max_epochs=20, val_interval=20)
+train_cfg = dict(max_epochs=6, val_interval=6)
 auto_scale_lr = dict(enable=False)
-default_hooks = dict(logger=dict(interval=5), checkpoint=dict(interval=10, max_keep_ckpts=1))
+default_hooks = dict(logger=dict(interval=5), checkpoint=dict(interval=3, max_keep_ckpts=1))
 randomness = dict(seed=0)
