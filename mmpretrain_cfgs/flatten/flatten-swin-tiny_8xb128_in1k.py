@@ -5,36 +5,12 @@
 # RandAugment, Mixup 0.8 / CutMix 1.0, random erasing 0.25, label smoothing 0.1, gradient clipping
 # 5, drop path 0.2, no EMA.
 # The other FLatten classifiers inherit this file and change the backbone, batch, lr and schedule.
-_base_ = [
-    'mmpretrain::_base_/datasets/imagenet_bs64_swin_224.py',
-    'mmpretrain::_base_/schedules/imagenet_bs1024_adamw_swin.py',
-    'mmpretrain::_base_/default_runtime.py',
-]
-custom_imports = dict(imports=['groupmix_backbones'], allow_failed_imports=False)
-
+_base_ = '../../common_cfgs/in1k_swin-recipe.py'
 model = dict(
-    type='ImageClassifier',
     backbone=dict(type='FLattenSwin', arch='tiny', drop_path_rate=0.2, out_indices=(3, ),
                   final_norm=True),
-    neck=dict(type='GlobalAveragePooling'),
-    head=dict(
-        type='LinearClsHead',
-        num_classes=1000,
-        in_channels=768,
-        init_cfg=None,
-        loss=dict(type='LabelSmoothLoss', label_smooth_val=0.1, mode='original'),
-        cal_acc=False),
-    init_cfg=[
-        dict(type='TruncNormal', layer='Linear', std=0.02, bias=0.),
-        dict(type='Constant', layer='LayerNorm', val=1., bias=0.)
-    ],
-    train_cfg=dict(augments=[dict(type='Mixup', alpha=0.8), dict(type='CutMix', alpha=1.0)]))
-
-train_dataloader = dict(batch_size=128)
-val_dataloader = dict(batch_size=128)
-test_dataloader = val_dataloader
-optim_wrapper = dict(clip_grad=dict(max_norm=5.0),
-                     paramwise_cfg=dict(custom_keys={'.rel_pos_table': dict(decay_mult=0.0)}))
+    head=dict(in_channels=768))
+optim_wrapper = dict(paramwise_cfg=dict(custom_keys={'.rel_pos_table': dict(decay_mult=0.0)}))
 # warmup start and cosine floor as ratios of lr (the official warmup_lr and min_lr scale with the
 # batch like lr), so that leaves changing lr keep them
 param_scheduler = [

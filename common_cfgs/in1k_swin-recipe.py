@@ -1,0 +1,30 @@
+# The ImageNet-1k recipe that the GroupMixFormer and FLatten-Swin releases share (Swin's): mmpretrain's
+# Swin pipeline (RandAugment, random erasing 0.25), AdamW schedule (lr 1e-3 at batch 1024, 300 epochs,
+# 20 warmup epochs, cosine) and runtime; a classifier with label smoothing 0.1 and Mixup 0.8 / CutMix
+# 1.0; 128 images per GPU; gradient clipping 5; no EMA. Leaves set the backbone and the head's width.
+_base_ = [
+    'mmpretrain::_base_/datasets/imagenet_bs64_swin_224.py',
+    'mmpretrain::_base_/schedules/imagenet_bs1024_adamw_swin.py',
+    'mmpretrain::_base_/default_runtime.py',
+]
+custom_imports = dict(imports=['groupmix_backbones'], allow_failed_imports=False)
+
+model = dict(
+    type='ImageClassifier',
+    neck=dict(type='GlobalAveragePooling'),
+    head=dict(
+        type='LinearClsHead',
+        num_classes=1000,
+        init_cfg=None,
+        loss=dict(type='LabelSmoothLoss', label_smooth_val=0.1, mode='original'),
+        cal_acc=False),
+    init_cfg=[
+        dict(type='TruncNormal', layer='Linear', std=0.02, bias=0.),
+        dict(type='Constant', layer='LayerNorm', val=1., bias=0.)
+    ],
+    train_cfg=dict(augments=[dict(type='Mixup', alpha=0.8), dict(type='CutMix', alpha=1.0)]))
+
+train_dataloader = dict(batch_size=128)
+val_dataloader = dict(batch_size=128)
+test_dataloader = val_dataloader
+optim_wrapper = dict(clip_grad=dict(max_norm=5.0))
