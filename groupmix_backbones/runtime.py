@@ -65,6 +65,14 @@ def prepare_cfg(cfg: Config, config_path: str, launcher: str = 'none', work_dir=
     return cfg
 
 
+def close_process_group():
+    """Destroy the process group before exit: gloo's threads left to the interpreter's shutdown can
+    abort the process ("terminate called without an active exception") after a finished run."""
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def init_cpu_process_group():
     """mmengine's launcher calls ``torch.cuda.set_device``; on a CPU host start gloo ourselves."""
     if not dist.is_initialized() and 'RANK' in os.environ:

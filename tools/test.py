@@ -7,7 +7,7 @@ from mmengine.dist import get_rank
 from mmengine.runner import Runner
 
 import groupmix_backbones  # noqa: F401  registers the backbones, makes checkpoint loading safe
-from groupmix_backbones.runtime import add_runner_args, load_cfg
+from groupmix_backbones.runtime import add_runner_args, close_process_group, load_cfg
 
 
 def main():
@@ -23,6 +23,7 @@ def main():
     if args.metrics_out and get_rank() == 0:
         with open(args.metrics_out, 'w') as f:
             json.dump({k: float(v) for k, v in metrics.items()}, f, indent=2)
+    close_process_group()
 
 
 if __name__ == '__main__':

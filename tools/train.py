@@ -5,7 +5,7 @@ import argparse
 from mmengine.runner import Runner
 
 import groupmix_backbones  # noqa: F401  registers the backbones, makes checkpoint loading safe
-from groupmix_backbones.runtime import add_runner_args, load_cfg
+from groupmix_backbones.runtime import add_runner_args, close_process_group, load_cfg
 
 
 def parse_args():
@@ -36,6 +36,7 @@ def main():
     elif args.resume:
         cfg.resume, cfg.load_from = True, args.resume
     Runner.from_cfg(cfg).train()
+    close_process_group()
 
 
 if __name__ == '__main__':
