@@ -470,7 +470,22 @@ class Stage(nn.Module):
 
 
 class FLattenBackbone(DenseBackbone):
-    """Shared forward of the FLatten hosts: ``patch_embed`` (the stem) and four :class:`Stage`."""
+    """Shared by the FLatten hosts: arch lookup, and the forward of ``patch_embed`` (the stem) and
+    four :class:`Stage`."""
+
+    def __init__(self, arch, required_keys, default_attn_types, pretrain_img_size, out_indices,
+                 frozen_stages, norm_eval, with_cp, init_cfg):
+        """Resolve ``arch`` into ``settings`` and ``attn_types`` (default: ``default_attn_types``,
+        or linear everywhere), and ``grids``, each stage's map at the pre-training size."""
+        family = type(self).__name__
+        settings = resolve_arch(family, self.arch_zoo, arch, required_keys)
+        num_stages = len(settings['depths'])
+        attn_types = settings.get('attn_types', default_attn_types or 'L' * num_stages)
+        _check_attn_types(family, attn_types, num_stages)
+        super().__init__(num_stages, out_indices, frozen_stages, norm_eval, with_cp, init_cfg)
+        self.settings, self.attn_types = settings, attn_types
+        pretrain_img_size = pretrain_img_size or settings.get('pretrain_img_size', 224)
+        self.grids = _grids(pretrain_img_size, num_stages)
 
     def frozen_groups(self):
         return [self.patch_embed, *self.stages]
@@ -519,16 +534,12 @@ class _PVTBase(FLattenBackbone):
     def __init__(self, arch, in_channels, pretrain_img_size, qkv_bias, focusing_factor,
                  kernel_size, drop_rate, attn_drop_rate, drop_path_rate, out_indices, frozen_stages,
                  norm_eval, final_norm, with_cp, init_cfg):
-        family = type(self).__name__
-        settings = resolve_arch(family, self.arch_zoo, arch, self.required_keys)
+        super().__init__(arch, self.required_keys, None, pretrain_img_size, out_indices,
+                         frozen_stages, norm_eval, with_cp, init_cfg)
+        settings, attn_types, grids = self.settings, self.attn_types, self.grids
         dims, depths = settings['embed_dims'], settings['depths']
-        attn_types = settings.get('attn_types', 'L' * len(depths))
         sr_ratios = settings.get('sr_ratios', [8, 4, 2, 1][-len(depths):])
-        _check_attn_types(family, attn_types, len(depths))
-        super().__init__(len(depths), out_indices, frozen_stages, norm_eval, with_cp, init_cfg)
         self.embed_dims = list(dims)
-        pretrain_img_size = pretrain_img_size or settings.get('pretrain_img_size', 224)
-        grids = _grids(pretrain_img_size, self.num_stages)
         v2 = self.version == 2
 
         def embed(i):
@@ -672,16 +683,12 @@ class FLattenSwin(FLattenBackbone):
                  focusing_factor=3, kernel_size=5, drop_rate=0., attn_drop_rate=0.,
                  drop_path_rate=0., out_indices=(0, 1, 2, 3), frozen_stages=-1, norm_eval=False,
                  final_norm=False, with_cp=False, init_cfg=None):
-        settings = resolve_arch('FLattenSwin', self.arch_zoo, arch,
-                                ('embed_dims', 'depths', 'num_heads', 'window_size'))
+        super().__init__(arch, ('embed_dims', 'depths', 'num_heads', 'window_size'), 'LLSS',
+                         pretrain_img_size, out_indices, frozen_stages, norm_eval, with_cp, init_cfg)
+        settings, attn_types, grids = self.settings, self.attn_types, self.grids
         depths = settings['depths']
-        attn_types = settings.get('attn_types', 'LLSS')
-        _check_attn_types('FLattenSwin', attn_types, len(depths))
-        super().__init__(len(depths), out_indices, frozen_stages, norm_eval, with_cp, init_cfg)
         dims = [settings['embed_dims'] * 2 ** i for i in range(self.num_stages)]
         self.embed_dims = dims
-        pretrain_img_size = pretrain_img_size or settings.get('pretrain_img_size', 224)
-        grids = _grids(pretrain_img_size, self.num_stages)
         self.patch_embed = ConvPatchEmbed(in_channels, dims[0], 4, 4, 0, drop_rate)
         self.stages = nn.ModuleList(
             Stage([SwinBlock(dims[i], settings['num_heads'][i], attn_types[i],
@@ -731,16 +738,12 @@ class FLattenCSWin(FLattenBackbone):
                  focusing_factor=3, kernel_size=5, drop_rate=0., attn_drop_rate=0.,
                  drop_path_rate=0., out_indices=(0, 1, 2, 3), frozen_stages=-1, norm_eval=False,
                  final_norm=False, with_cp=False, init_cfg=None):
-        settings = resolve_arch('FLattenCSWin', self.arch_zoo, arch,
-                                ('embed_dims', 'depths', 'num_heads', 'split_sizes'))
+        super().__init__(arch, ('embed_dims', 'depths', 'num_heads', 'split_sizes'), 'LLSS',
+                         pretrain_img_size, out_indices, frozen_stages, norm_eval, with_cp, init_cfg)
+        settings, attn_types, grids = self.settings, self.attn_types, self.grids
         depths = settings['depths']
-        attn_types = settings.get('attn_types', 'LLSS')
-        _check_attn_types('FLattenCSWin', attn_types, len(depths))
-        super().__init__(len(depths), out_indices, frozen_stages, norm_eval, with_cp, init_cfg)
         dims = [settings['embed_dims'] * 2 ** i for i in range(self.num_stages)]
         self.embed_dims = dims
-        pretrain_img_size = pretrain_img_size or settings.get('pretrain_img_size', 224)
-        grids = _grids(pretrain_img_size, self.num_stages)
         splits = settings['split_sizes']
         self.patch_embed = ConvPatchEmbed(in_channels, dims[0], 7, 4, 2)
         self.stages = nn.ModuleList(
