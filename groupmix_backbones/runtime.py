@@ -45,6 +45,26 @@ def check_dataset_paths(cfg: Config):
                     f'`python tools/make_demo_data.py`.')
 
 
+def check_pretrained_paths(node, where='model'):
+    """Raise a FileNotFoundError for a local ``Pretrained`` checkpoint below ``node`` that is missing,
+    before a Runner spends minutes building datasets (mmengine would only fail in init_weights)."""
+    if isinstance(node, dict):
+        checkpoint = node.get('checkpoint')
+        if (node.get('type') == 'Pretrained' and isinstance(checkpoint, str)
+                and '://' not in checkpoint and not osp.exists(checkpoint)):
+            raise FileNotFoundError(
+                f'{where}: pretrained checkpoint {checkpoint!r} does not exist. Make it as the '
+                f'config\'s comment says (a converter in tools/model_converters/ for official '
+                f'weights, the classification demo for the demo configs), point at it with '
+                f'--cfg-options {where}.checkpoint=PATH, or start from random weights with '
+                f'--cfg-options {where}=None.')
+        for key, value in node.items():
+            check_pretrained_paths(value, f'{where}.{key}')
+    elif isinstance(node, (list, tuple)):
+        for i, value in enumerate(node):
+            check_pretrained_paths(value, f'{where}.{i}')
+
+
 def prepare_cfg(cfg: Config, config_path: str, launcher: str = 'none', work_dir=None) -> Config:
     """Fill in the work dir and launcher, check data paths and adapt the config to a CPU host."""
     cfg.launcher = launcher

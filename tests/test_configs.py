@@ -7,7 +7,7 @@ from mmengine.registry import DefaultScope, MODELS
 
 import groupmix_backbones  # noqa: F401
 from conftest import REPO
-from groupmix_backbones.runtime import check_dataset_paths
+from groupmix_backbones.runtime import check_dataset_paths, check_pretrained_paths
 
 CONFIGS = sorted(
     osp.relpath(path, REPO) for folder in ('mmpretrain_cfgs', 'mmdet_cfgs', 'mmseg_cfgs')
@@ -48,3 +48,15 @@ def test_missing_dataset_says_where_and_how():
     cfg.train_dataloader.dataset.data_root = '/nonexistent/coco/'
     with pytest.raises(FileNotFoundError, match=r"'/nonexistent/coco/' does not exist.*data_root"):
         check_dataset_paths(cfg)
+
+
+def test_missing_pretrained_checkpoint_says_how_to_make_or_skip_it():
+    cfg = Config.fromfile(osp.join(REPO, 'mmseg_cfgs/groupmixformer/'
+                                         'upernet_groupmixformer-mini_demo.py'))
+    cfg.model.backbone.init_cfg.checkpoint = '/nonexistent/classifier.pth'
+    with pytest.raises(FileNotFoundError, match=r"model\.backbone\.init_cfg: pretrained checkpoint "
+                                                r"'/nonexistent/classifier\.pth' does not exist"
+                                                r".*model\.backbone\.init_cfg=None"):
+        check_pretrained_paths(cfg.model)
+    cfg.model.backbone.init_cfg = None
+    check_pretrained_paths(cfg.model)

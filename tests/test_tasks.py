@@ -8,12 +8,14 @@ import subprocess
 import sys
 
 import pytest
+import torch
+from mmdet.registry import MODELS
 from mmengine.config import Config
-from mmengine.runner import Runner
+from mmengine.runner import CheckpointLoader, Runner
 
 import groupmix_backbones  # noqa: F401
 from conftest import REPO
-from groupmix_backbones.runtime import prepare_cfg
+from groupmix_backbones.runtime import prepare_cfg, replace_sync_bn
 
 DATA = {'cls': 'imagenet', 'det': 'coco/', 'seg': 'ade/ADEChallengeData2016'}
 DEMOS = {  # (family, task): demo config
@@ -39,6 +41,8 @@ def short_run_options(task, demo_root):
     else:
         options.update({'train_cfg.max_epochs': 1, 'train_cfg.val_interval': 1,
                         'default_hooks.checkpoint.interval': 1})
+    if task != 'cls':  # from random weights here; test_downstream_demos_load_the_classifier checks
+        options['model.backbone.init_cfg'] = None  # the init from the classification demo
     if task == 'det':
         ann = osp.join(root, 'annotations/instances_val2017.json')
         options.update({'val_evaluator.ann_file': ann, 'test_evaluator.ann_file': ann})
@@ -87,6 +91,23 @@ def test_test_loop_and_resume(trained, demo_root, tmp_path):
     runner = Runner.from_cfg(cfg)
     runner.train()
     assert runner.epoch == 2 and osp.isfile(resume_dir / 'epoch_2.pth')
+
+
+def test_downstream_demos_load_the_classifier(trained):
+    """The det and seg demo backbones start from the classification demo's checkpoint."""
+    (family, task), _, checkpoint, _ = trained
+    if task != 'cls':
+        pytest.skip('needs a classification checkpoint')
+    saved = CheckpointLoader.load_checkpoint(checkpoint)['state_dict']
+    for downstream in ('det', 'seg'):
+        cfg = Config.fromfile(osp.join(REPO, DEMOS[family, downstream]))
+        cfg.model.backbone.init_cfg.checkpoint = checkpoint
+        replace_sync_bn(cfg.model)
+        backbone = MODELS.build(cfg.model.backbone)
+        backbone.init_weights()
+        state = backbone.state_dict()
+        assert not [k for k in state if 'backbone.' + k not in saved]
+        assert all(torch.equal(v, saved['backbone.' + k]) for k, v in state.items())
 
 
 def test_inference_apis(trained, demo_root, tmp_path):

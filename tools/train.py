@@ -5,7 +5,8 @@ import argparse
 from mmengine.runner import Runner
 
 import groupmix_backbones  # noqa: F401  registers the backbones, makes checkpoint loading safe
-from groupmix_backbones.runtime import add_runner_args, close_process_group, load_cfg
+from groupmix_backbones.runtime import (add_runner_args, check_pretrained_paths, close_process_group,
+                                        load_cfg)
 
 
 def parse_args():
@@ -24,6 +25,7 @@ def parse_args():
 def main():
     args = parse_args()
     cfg = load_cfg(args)
+    check_pretrained_paths(cfg.model)
     if args.amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')

@@ -1,11 +1,14 @@
-# CPU-sized demo: Mask R-CNN with GroupMixFormer-M on the generated COCO-format shapes dataset.
+# CPU-sized demo: Mask R-CNN with GroupMixFormer-M on the generated COCO-format shapes dataset, the
+# backbone initialised from the classification demo (train it first, as tools/demo.sh does, or train
+# from random weights with --cfg-options model.backbone.init_cfg=None).
 _base_ = './mask-rcnn_groupmixformer-mini_fpn_1x_coco.py'
 
 data_root = 'data/demo/coco/'
 metainfo = dict(classes=('circle', 'square', 'triangle', 'star', 'cross', 'ring'))
 image_scale = (192, 192)
 model = dict(
-    backbone=dict(drop_path_rate=0.0, init_cfg=None),
+    backbone=dict(drop_path_rate=0.0,
+                  init_cfg=dict(checkpoint='work_dirs/groupmixformer-mini_demo/epoch_6.pth')),
     neck=dict(out_channels=128),
     rpn_head=dict(in_channels=128, feat_channels=128),
     roi_head=dict(
@@ -45,8 +48,8 @@ test_evaluator = val_evaluator
 optim_wrapper = dict(optimizer=dict(lr=4e-4))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=40),
-    dict(type='MultiStepLR', begin=0, end=6, by_epoch=True, milestones=[5], gamma=0.1),
+    dict(type='MultiStepLR', begin=0, end=4, by_epoch=True, milestones=[3], gamma=0.1),
 ]
-train_cfg = dict(max_epochs=6, val_interval=6)
-default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=3, max_keep_ckpts=1))
+train_cfg = dict(max_epochs=4, val_interval=4)
+default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=2, max_keep_ckpts=1))
 randomness = dict(seed=0)

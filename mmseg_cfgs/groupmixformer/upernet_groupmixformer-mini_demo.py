@@ -1,4 +1,6 @@
-# CPU-sized demo: UperNet with GroupMixFormer-M on the generated ADE20K-format shapes dataset.
+# CPU-sized demo: UperNet with GroupMixFormer-M on the generated ADE20K-format shapes dataset, the
+# backbone initialised from the classification demo (train it first, as tools/demo.sh does, or train
+# from random weights with --cfg-options model.backbone.init_cfg=None).
 _base_ = './upernet_groupmixformer-mini_8xb2-160k_ade20k-512x512.py'
 
 data_root = 'data/demo/ade/ADEChallengeData2016'
@@ -6,7 +8,8 @@ metainfo = dict(classes=('circle', 'square', 'triangle', 'star', 'cross', 'ring'
 crop_size = (128, 128)
 model = dict(
     data_preprocessor=dict(size=crop_size),
-    backbone=dict(drop_path_rate=0.0, init_cfg=None),
+    backbone=dict(drop_path_rate=0.0,
+                  init_cfg=dict(checkpoint='work_dirs/groupmixformer-mini_demo/epoch_6.pth')),
     decode_head=dict(channels=64, num_classes=6),
     auxiliary_head=dict(channels=32, num_classes=6))
 train_pipeline = [
