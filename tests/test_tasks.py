@@ -93,11 +93,11 @@ def test_test_loop_and_resume(trained, demo_root, tmp_path):
     assert runner.epoch == 2 and osp.isfile(resume_dir / 'epoch_2.pth')
 
 
+@pytest.mark.parametrize('trained', [demo for demo in DEMOS if demo[1] == 'cls'], indirect=True,
+                         ids='-'.join)
 def test_downstream_demos_load_the_classifier(trained):
     """The det and seg demo backbones start from the classification demo's checkpoint."""
-    (family, task), _, checkpoint, _ = trained
-    if task != 'cls':
-        pytest.skip('needs a classification checkpoint')
+    (family, _), _, checkpoint, _ = trained
     saved = CheckpointLoader.load_checkpoint(checkpoint)['state_dict']
     for downstream in ('det', 'seg'):
         cfg = Config.fromfile(osp.join(REPO, DEMOS[family, downstream]))
