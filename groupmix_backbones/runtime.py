@@ -11,16 +11,22 @@ from mmengine.config import Config, DictAction
 DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
 
+def iter_dicts(node, where='model'):
+    """Yield ``(key path, dict)`` for every dict in the config tree ``node``, ``node`` included."""
+    if isinstance(node, dict):
+        yield where, node
+        for key, value in node.items():
+            yield from iter_dicts(value, f'{where}.{key}')
+    elif isinstance(node, (list, tuple)):
+        for i, value in enumerate(node):
+            yield from iter_dicts(value, f'{where}.{i}')
+
+
 def replace_sync_bn(node):
     """Turn every ``type='SyncBN'`` norm config below ``node`` into plain BatchNorm, in place."""
-    if isinstance(node, dict):
-        if node.get('type') in ('SyncBN', 'MMSyncBN'):
-            node['type'] = 'BN'
-        for value in node.values():
-            replace_sync_bn(value)
-    elif isinstance(node, (list, tuple)):
-        for value in node:
-            replace_sync_bn(value)
+    for _, cfg in iter_dicts(node):
+        if cfg.get('type') in ('SyncBN', 'MMSyncBN'):
+            cfg['type'] = 'BN'
 
 
 def check_dataset_paths(cfg: Config):
@@ -48,21 +54,16 @@ def check_dataset_paths(cfg: Config):
 def check_pretrained_paths(node, where='model'):
     """Raise a FileNotFoundError for a local ``Pretrained`` checkpoint below ``node`` that is missing,
     before a Runner spends minutes building datasets (mmengine would only fail in init_weights)."""
-    if isinstance(node, dict):
-        checkpoint = node.get('checkpoint')
-        if (node.get('type') == 'Pretrained' and isinstance(checkpoint, str)
+    for path, cfg in iter_dicts(node, where):
+        checkpoint = cfg.get('checkpoint')
+        if (cfg.get('type') == 'Pretrained' and isinstance(checkpoint, str)
                 and '://' not in checkpoint and not osp.exists(checkpoint)):
             raise FileNotFoundError(
-                f'{where}: pretrained checkpoint {checkpoint!r} does not exist. Make it as the '
+                f'{path}: pretrained checkpoint {checkpoint!r} does not exist. Make it as the '
                 f'config\'s comment says (a converter in tools/model_converters/ for official '
                 f'weights, the classification demo for the demo configs), point at it with '
-                f'--cfg-options {where}.checkpoint=PATH, or start from random weights with '
-                f'--cfg-options {where}=None.')
-        for key, value in node.items():
-            check_pretrained_paths(value, f'{where}.{key}')
-    elif isinstance(node, (list, tuple)):
-        for i, value in enumerate(node):
-            check_pretrained_paths(value, f'{where}.{i}')
+                f'--cfg-options {path}.checkpoint=PATH, or start from random weights with '
+                f'--cfg-options {path}=None.')
 
 
 def prepare_cfg(cfg: Config, config_path: str, launcher: str = 'none', work_dir=None) -> Config:

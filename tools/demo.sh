@@ -12,7 +12,7 @@ WORK=work_dirs  # each config's default work dir, work_dirs/<config name>, as th
 CLS=mmpretrain_cfgs/groupmixformer/groupmixformer-mini_demo.py
 DOWNSTREAM=(mmdet_cfgs/groupmixformer/mask-rcnn_groupmixformer-mini_fpn_demo.py
             mmseg_cfgs/groupmixformer/upernet_groupmixformer-mini_demo.py)
-run() {  # CONFIG [train options]: train on 2 processes, then evaluate the last checkpoint
+run() {  # CONFIG [train options]: train on 2 processes, evaluate the last checkpoint (sets $checkpoint)
   local config=$1 name
   name=$(basename "$config" .py)
   shift
