@@ -1,4 +1,3 @@
-import sys
 
 import pytest
 import torch
@@ -6,9 +5,7 @@ from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS
 
 import groupmix_backbones  # noqa: F401
-from conftest import load_tool
-
-converter = load_tool('tools/model_converters/groupmixformer2mmpretrain.py')
+from groupmix_backbones.converters import GROUPMIXFORMER
 
 # our key fragment -> official one (the official model's names, written out independently)
 TO_OFFICIAL = [
@@ -47,11 +44,7 @@ def test_official_checkpoint_converts_and_loads_strictly(tmp_path):
         in official
     src, dst = tmp_path / 'official.pth', tmp_path / 'ours.pth'
     torch.save({'model': official}, src)
-    argv, sys.argv = sys.argv, ['convert', str(src), str(dst)]
-    try:
-        converter.main()
-    finally:
-        sys.argv = argv
+    GROUPMIXFORMER.main([str(src), str(dst)])
     state = torch.load(dst, weights_only=True)['state_dict']
     target.load_state_dict(state, strict=True)
     x = torch.randn(2, 3, 64, 64)
@@ -60,5 +53,5 @@ def test_official_checkpoint_converts_and_loads_strictly(tmp_path):
 
 
 def test_unknown_keys_are_refused():
-    with pytest.raises(KeyError, match='Not an official GroupMixFormer key'):
-        converter.convert({'model': {'pos_embed': torch.zeros(1)}})
+    with pytest.raises(KeyError, match='Not an official GroupMixFormer checkpoint'):
+        GROUPMIXFORMER.convert({'model': {'pos_embed': torch.zeros(1)}})

@@ -1,6 +1,5 @@
 import math
 import re
-import sys
 
 import pytest
 import torch
@@ -9,12 +8,10 @@ import torch.nn.functional as F
 from mmengine.registry import DefaultScope
 
 import groupmix_backbones  # noqa: F401
-from conftest import load_tool
 from groupmix_backbones import FLattenCSWin, FLattenPVT, FLattenPVTv2, FLattenSwin
-from groupmix_backbones.models.base import resize_pos_embed
-from groupmix_backbones.models.flatten import CSWinStripeAttention, ShiftedWindowAttention
-
-converter = load_tool('tools/model_converters/flatten2mmpretrain.py')
+from groupmix_backbones.converters import FLATTEN
+from groupmix_backbones.models.flatten.cswin import CSWinStripeAttention
+from groupmix_backbones.models.layers import ShiftedWindowAttention, resize_pos_embed
 
 # custom archs pre-trained at 64 px: stage maps 16, 8, 4, 2
 TINY = {
@@ -134,7 +131,7 @@ def reference_window_attention(attn, x, hw_shape):
                                               ((2, 2), False), ((12, 9), True)])
 def test_shifted_windows_on_padded_maps_match_dense_reference(hw_shape, shifted):
     torch.manual_seed(0)
-    attn = ShiftedWindowAttention(16, 2, window_size=4, shifted=shifted).eval()
+    attn = ShiftedWindowAttention(16, num_heads=2, window_size=4, shifted=shifted).eval()
     nn.init.normal_(attn.rel_pos_table)
     x = torch.randn(2, hw_shape[0] * hw_shape[1], 16)
     with torch.no_grad():
@@ -146,7 +143,7 @@ def test_shifted_windows_on_padded_maps_match_dense_reference(hw_shape, shifted)
 def test_cswin_stripes_on_padded_maps_match_dense_reference(direction):
     torch.manual_seed(0)
     H, W, s, C, heads = 7, 10, 3, 8, 2
-    attn = CSWinStripeAttention(C, heads, s, direction).eval()
+    attn = CSWinStripeAttention(C, num_heads=heads, split_size=s, direction=direction).eval()
     q, k, v = torch.randn(3, 2, H * W, C).unbind(0)
     r, c = torch.meshgrid(torch.arange(H), torch.arange(W), indexing='ij')
     stripe = {0: c // s, 1: r // s, None: torch.zeros_like(r)}[direction].flatten()
@@ -195,7 +192,7 @@ def test_errors_say_what_is_valid():
         FLattenSwin(arch='huge')
     with pytest.raises(KeyError, match='Valid names: b0, b1, b2, b3, b4, b5'):
         FLattenPVTv2(arch='b6')
-    with pytest.raises(KeyError, match='misses keys'):
+    with pytest.raises(KeyError, match=r"missing \['num_heads', 'split_sizes'\]"):
         FLattenCSWin(arch=dict(embed_dims=16, depths=[1, 1, 1, 1]))
     with pytest.raises(ValueError, match='attn_types'):
         FLattenPVT(arch=dict(TINY[FLattenPVT], attn_types='LLX'))
@@ -277,11 +274,7 @@ def test_official_checkpoint_round_trip(cls, tmp_path):
         assert {'norm4.weight', 'block2.0.mlp.dwconv.dwconv.weight'} <= set(official)
     src, dst = tmp_path / 'official.pth', tmp_path / 'ours.pth'
     torch.save({'model': official} if cls in (FLattenSwin, FLattenPVT) else official, src)
-    argv, sys.argv = sys.argv, ['convert', str(src), str(dst)]
-    try:
-        converter.main()
-    finally:
-        sys.argv = argv
+    FLATTEN.main([str(src), str(dst)])
     checkpoint = torch.load(dst, weights_only=True)
     assert checkpoint['meta']['backbone'] == host
     target.load_state_dict(checkpoint['state_dict'], strict=True)
@@ -298,13 +291,13 @@ def test_official_checkpoint_round_trip(cls, tmp_path):
 
 def test_converter_rejects_unknown_keys():
     official = {'patch_embed1.proj.weight': torch.zeros(1), 'block1.0.attn.q.weight': torch.zeros(1)}
-    assert converter.convert(official)[1] == 'FLattenPVTv2'
+    assert FLATTEN.convert(official)[1] == 'FLattenPVTv2'
     with pytest.raises(KeyError, match='block1.0.attn.unknown'):
-        converter.convert(dict(official, **{'block1.0.attn.unknown': torch.zeros(1)}))
+        FLATTEN.convert(dict(official, **{'block1.0.attn.unknown': torch.zeros(1)}))
     with pytest.raises(KeyError, match='Unknown key'):
-        converter.convert(dict(official, cls_token=torch.zeros(1)))
+        FLATTEN.convert(dict(official, cls_token=torch.zeros(1)))
     with pytest.raises(KeyError, match='Not an official FLatten'):
-        converter.convert({'model': {'conv1.weight': torch.zeros(1)}})
+        FLATTEN.convert({'model': {'conv1.weight': torch.zeros(1)}})
 
 
 def test_checkpoint_of_another_pretraining_size_loads_resized():

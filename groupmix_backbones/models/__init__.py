@@ -1,4 +1,7 @@
+from .base import DenseBackbone, Stage
 from .flatten import FLattenCSWin, FLattenPVT, FLattenPVTv2, FLattenSwin
 from .groupmixformer import GroupMixFormer
+from .loading import CheckpointMismatchError
 
-__all__ = ['FLattenPVT', 'FLattenPVTv2', 'FLattenSwin', 'FLattenCSWin', 'GroupMixFormer']
+__all__ = ['DenseBackbone', 'Stage', 'CheckpointMismatchError', 'FLattenPVT', 'FLattenPVTv2',
+           'FLattenSwin', 'FLattenCSWin', 'GroupMixFormer']

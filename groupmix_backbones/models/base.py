@@ -1,155 +1,199 @@
-"""Building blocks shared by every backbone family: arch lookup, stage options, drop-path schedule."""
-import math
-from typing import Dict, Sequence, Union
+"""What every backbone family shares: :class:`DenseBackbone` (arch resolution, stage options, the
+stage loop, init and checkpoint checks) and the :class:`Stage` container."""
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from mmengine.model import BaseModule
 from timm.layers import trunc_normal_
 from torch.nn.modules.batchnorm import _BatchNorm
 
-
-def resolve_arch(family: str, arch_zoo: Dict[str, dict], arch: Union[str, dict],
-                 required_keys: Sequence[str]) -> dict:
-    """Return the settings of ``arch``: a name from ``arch_zoo`` or a dict with ``required_keys``."""
-    if isinstance(arch, str):
-        if arch.lower() not in arch_zoo:
-            raise KeyError(f'Unknown {family} arch {arch!r}. Valid names: {", ".join(arch_zoo)}; '
-                           f'or pass a dict with keys {list(required_keys)}.')
-        return dict(arch_zoo[arch.lower()])
-    if not isinstance(arch, dict):
-        raise TypeError(f'{family} arch must be a name or a dict, got {type(arch).__name__}.')
-    missing = set(required_keys) - set(arch)
-    if missing:
-        raise KeyError(f'Custom {family} arch misses keys {sorted(missing)}; '
-                       f'required keys are {list(required_keys)}.')
-    return dict(arch)
+from .layers import adapt_saved_grids, drop_path_schedule, tokens_to_image
+from .loading import check_backbone_state, explain_missing_prefix
 
 
-def drop_path_schedule(drop_path_rate: float, depths: Sequence[int]):
-    """Per-stage lists of drop-path rates rising linearly from 0 to ``drop_path_rate`` over all blocks."""
-    rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
-    out, start = [], 0
-    for depth in depths:
-        out.append(rates[start:start + depth])
-        start += depth
-    return out
+class ArchError(KeyError):
+    """An unknown arch name or a custom arch dict with missing or unknown keys."""
+
+    def __str__(self):  # KeyError would quote the message
+        return str(self.args[0])
 
 
-def image_to_tokens(x: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) -> (B, H*W, C)."""
-    return x.flatten(2).transpose(1, 2)
+class Stage(nn.Module):
+    """One stage: an optional downsampling layer, blocks and an optional output norm."""
 
-
-def tokens_to_image(x: torch.Tensor, hw_shape) -> torch.Tensor:
-    """(B, H*W, C) -> (B, C, H, W)."""
-    return x.transpose(1, 2).reshape(x.shape[0], x.shape[2], *hw_shape)
-
-
-def _pair(value):
-    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
-
-
-def pad_to_multiple(x: torch.Tensor, multiple, channels_last: bool = False) -> torch.Tensor:
-    """Zero-pad the bottom/right of an image, (B, C, H, W) or with ``channels_last`` (B, H, W, C),
-    so that H and W are multiples of ``multiple`` (an int or an (h, w) pair)."""
-    mh, mw = _pair(multiple)
-    H, W = x.shape[1:3] if channels_last else x.shape[2:4]
-    pad_h, pad_w = -H % mh, -W % mw
-    if not pad_h and not pad_w:
-        return x
-    return F.pad(x, (0, 0, 0, pad_w, 0, pad_h) if channels_last else (0, pad_w, 0, pad_h))
-
-
-def pad_for_strided_conv(x: torch.Tensor, kernel_size, stride, padding) -> torch.Tensor:
-    """Zero-pad the bottom/right of (B, C, H, W) so that a conv with these settings outputs
-    ``ceil(H / stride) x ceil(W / stride)`` (what a stride-s stem should give for any size)."""
-    extra = []
-    for size, k, s, p in zip(x.shape[2:4], _pair(kernel_size), _pair(stride), _pair(padding)):
-        extra.append(max(0, s * (-(-size // s) - 1) + k - 2 * p - size))
-    return F.pad(x, (0, extra[1], 0, extra[0])) if any(extra) else x
-
-
-def resize_pos_embed(pos_embed: torch.Tensor, src_hw, dst_hw, mode: str = 'bicubic') -> torch.Tensor:
-    """Interpolate position embedding tokens (1, src_h*src_w, C) of a src_hw grid to dst_hw; returned
-    unchanged when the grids are equal."""
-    src_hw, dst_hw = tuple(src_hw), tuple(dst_hw)
-    if src_hw == dst_hw:
-        return pos_embed
-    grid = pos_embed.reshape(1, *src_hw, -1).permute(0, 3, 1, 2)
-    grid = F.interpolate(grid, size=dst_hw, mode=mode, align_corners=False)
-    return grid.flatten(2).transpose(1, 2)
-
-
-def adapt_saved_grid(state_dict: dict, key: str, param: torch.Tensor, dst_hw) -> None:
-    """Interpolate, in ``state_dict``, a saved square grid of tokens (a position embedding
-    (1, h*w, C) or a relative position table (h*w, heads)) that was trained for another size to
-    ``param``'s grid ``dst_hw``, so that e.g. 224 checkpoints load into 384 models."""
-    saved = state_dict.get(key)
-    if saved is None or saved.shape == param.shape or saved.dim() not in (2, 3):
-        return
-    tokens = saved if saved.dim() == 3 else saved[None]
-    side = math.isqrt(tokens.shape[1])
-    if side * side != tokens.shape[1] or tokens.shape[2] != param.shape[-1]:
-        return  # not a square grid of the same channels: left to the shape check
-    resized = resize_pos_embed(tokens, (side, side), dst_hw)
-    state_dict[key] = resized if saved.dim() == 3 else resized[0]
-
-
-def window_partition(x: torch.Tensor, window_hw) -> torch.Tensor:
-    """(B, H, W, C) with H, W multiples of the window -> (B * num_windows, wh * ww, C), windows in
-    row-major order."""
-    B, H, W, C = x.shape
-    wh, ww = _pair(window_hw)
-    x = x.reshape(B, H // wh, wh, W // ww, ww, C).transpose(2, 3)
-    return x.reshape(-1, wh * ww, C)
-
-
-def window_reverse(windows: torch.Tensor, window_hw, hw_shape) -> torch.Tensor:
-    """Inverse of :func:`window_partition`: (B * num_windows, wh * ww, C) -> (B, H, W, C)."""
-    (wh, ww), (H, W) = _pair(window_hw), tuple(hw_shape)
-    C = windows.shape[-1]
-    x = windows.reshape(-1, H // wh, W // ww, wh, ww, C).transpose(2, 3)
-    return x.reshape(-1, H, W, C)
+    def __init__(self, blocks: Sequence[nn.Module], *, downsample: Optional[nn.Module] = None,
+                 norm: Optional[nn.Module] = None):
+        super().__init__()
+        self.downsample = downsample
+        self.blocks = nn.ModuleList(blocks)
+        self.norm = norm
 
 
 class DenseBackbone(BaseModule):
-    """Base of our hierarchical backbones: checks ``out_indices``, freezes stages, keeps norms in eval.
+    """Base of every backbone: maps at strides 4/8/16/32 for any input size.
 
-    Subclasses list their layers in ``frozen_groups()``: the stem first, then one entry per stage;
-    ``frozen_stages=k`` freezes the stem and stages ``1..k`` (-1: nothing), as in mmdet's ResNet.
+    A family sets :attr:`arch_zoo` (named archs), :attr:`arch_keys` (what a custom arch dict must
+    give; ``depths`` among them) and :attr:`optional_arch_keys`, builds its stem and stages and sets
+    :attr:`embed_dims` (channels per stage). The default forward runs :meth:`forward_stem`, then
+    :meth:`forward_stage` for each stage (its :class:`Stage`'s downsample, blocks through
+    :meth:`run_block` and norm) and :meth:`stage_output` for the stages in ``out_indices``.
+
+    Args:
+        arch (str | dict): A name of :attr:`arch_zoo` or a dict of settings.
+        out_indices (Sequence[int]): Stages whose outputs are returned (negative: from the end).
+        frozen_stages (int): Freeze the stem and stages ``1..k`` (``k = num_stages`` also the
+            output norm), keeping them in eval mode; -1 freezes nothing.
+        norm_eval (bool): Keep every BatchNorm in eval mode while training.
+        with_cp (bool): Activation checkpointing of each block while training.
+        drop_path_rate (float): Stochastic depth of the last block, rising linearly from 0.
+        init_cfg (dict | list[dict], optional): mmengine init configs; ``Pretrained`` loads a
+            checkpoint after the family's own initialisation and any other init config.
     """
 
-    def __init__(self, num_stages: int, out_indices=(0, 1, 2, 3), frozen_stages: int = -1,
-                 norm_eval: bool = False, with_cp: bool = False, init_cfg=None):
+    arch_zoo: Dict[str, dict] = {}
+    arch_keys: Tuple[str, ...] = ('depths', )
+    optional_arch_keys: Tuple[str, ...] = ()
+    #: checkpoint keys this backbone may meet without building them (an option's modules)
+    optional_state_prefixes: Tuple[str, ...] = ('out_norm.', )
+
+    def __init__(self, *, arch: Union[str, dict], in_channels: int = 3,
+                 out_indices: Sequence[int] = (0, 1, 2, 3), frozen_stages: int = -1,
+                 norm_eval: bool = False, with_cp: bool = False, drop_path_rate: float = 0.,
+                 init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         name = type(self).__name__
-        if isinstance(out_indices, int):
-            out_indices = [out_indices]
-        if not isinstance(out_indices, Sequence) or not out_indices:
-            raise TypeError(f'{name} out_indices must be a non-empty sequence of ints, got {out_indices!r}.')
-        normalized = []
-        for index in out_indices:
-            if not isinstance(index, int) or not -num_stages <= index < num_stages:
-                raise ValueError(f'{name} out_indices {tuple(out_indices)} invalid: each must be an int '
-                                 f'in [{-num_stages}, {num_stages - 1}] ({num_stages} stages).')
-            normalized.append(index % num_stages)
-        if not -1 <= frozen_stages <= num_stages:
-            raise ValueError(f'{name} frozen_stages must be in [-1, {num_stages}], got {frozen_stages}.')
+        self.arch_settings = self.resolve_arch(arch)
+        depths = self.arch_settings['depths']
+        num_stages = len(depths)
         self.num_stages = num_stages
-        self.out_indices = tuple(sorted(set(normalized)))
+        self.in_channels = in_channels
+        self.out_indices = self._check_out_indices(out_indices)
+        if not isinstance(frozen_stages, int) or not -1 <= frozen_stages <= num_stages:
+            raise ValueError(f'{name} frozen_stages must be an int in [-1, {num_stages}], got '
+                             f'{frozen_stages!r}.')
+        if not 0 <= drop_path_rate <= 1:
+            raise ValueError(f'{name} drop_path_rate must be in [0, 1], got {drop_path_rate}.')
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
         self.with_cp = with_cp
+        self.drop_path_rates = drop_path_schedule(drop_path_rate, depths)
+        self.embed_dims: List[int] = []
 
-    def frozen_groups(self) -> Sequence[nn.Module]:
-        """Stem followed by one module (or list of modules) per stage."""
-        raise NotImplementedError
+    # ------------------------------------------------------------------ arch and options
+    @classmethod
+    def resolve_arch(cls, arch: Union[str, dict]) -> dict:
+        """The settings of ``arch``: a copy of a named arch, or a checked custom dict (required
+        keys present, no unknown key, every per-stage list as long as ``depths``)."""
+        name = cls.__name__
+        valid = list(cls.arch_keys) + list(cls.optional_arch_keys)
+        if isinstance(arch, str):
+            if arch.lower() not in cls.arch_zoo:
+                raise ArchError(f'Unknown {name} arch {arch!r}. Valid names: '
+                               f'{", ".join(cls.arch_zoo)}; or pass a dict with keys {valid}.')
+            return dict(cls.arch_zoo[arch.lower()])
+        if not isinstance(arch, dict):
+            raise TypeError(f'{name} arch must be a name or a dict, got {type(arch).__name__}.')
+        missing = [key for key in cls.arch_keys if key not in arch]
+        unknown = [key for key in arch if key not in valid]
+        if missing or unknown:
+            raise ArchError(f'{name} arch dict: ' + '; '.join(
+                text for text in (f'missing {missing}' if missing else '',
+                                  f'unknown {unknown}' if unknown else '') if text)
+                + f'. Required keys: {list(cls.arch_keys)}; optional: {list(cls.optional_arch_keys)}.')
+        depths = arch['depths']
+        if not isinstance(depths, (list, tuple)) or not depths or \
+                not all(isinstance(d, int) and d > 0 for d in depths):
+            raise ValueError(f'{name} arch depths must be a list of positive ints, got {depths!r}.')
+        uneven = {key: len(value) for key, value in arch.items()
+                  if isinstance(value, (list, tuple)) and len(value) != len(depths)}
+        if uneven:
+            raise ValueError(f'{name} arch lists must give one value per stage ({len(depths)} '
+                             f'stages, from depths); lengths: {uneven}.')
+        return dict(arch)
+
+    def _check_out_indices(self, out_indices) -> Tuple[int, ...]:
+        name, n = type(self).__name__, self.num_stages
+        if isinstance(out_indices, int):
+            out_indices = [out_indices]
+        if not isinstance(out_indices, Sequence) or not out_indices:
+            raise TypeError(f'{name} out_indices must be a non-empty sequence of ints, got '
+                            f'{out_indices!r}.')
+        for index in out_indices:
+            if not isinstance(index, int) or not -n <= index < n:
+                raise ValueError(f'{name} out_indices {tuple(out_indices)} invalid: each must be an '
+                                 f'int in [{-n}, {n - 1}] ({n} stages).')
+        return tuple(sorted({index % n for index in out_indices}))
+
+    @property
+    def out_channels(self) -> List[int]:
+        """Channels of each returned map, in order (what a neck's ``in_channels`` must be)."""
+        return [self.embed_dims[i] for i in self.out_indices]
+
+    @property
+    def feature_info(self) -> List[dict]:
+        """Per returned map: channels, stride and the stage index (as timm's ``feature_info``)."""
+        return [dict(num_chs=self.embed_dims[i], reduction=2 ** (i + 2), stage=i)
+                for i in self.out_indices]
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        self.check_input(x)
+        x, hw_shape = self.forward_stem(x)
+        outs = []
+        for i in range(self.num_stages):
+            x, hw_shape = self.forward_stage(i, x, hw_shape)
+            if i in self.out_indices:
+                outs.append(self.stage_output(i, x, hw_shape))
+        return tuple(outs)
+
+    def check_input(self, x):
+        if not torch.is_tensor(x) or x.dim() != 4 or x.shape[0] < 1 or \
+                x.shape[1] != self.in_channels or min(x.shape[2:]) < 1:
+            shape = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
+            raise ValueError(f'{type(self).__name__} expects images (batch >= 1, '
+                             f'{self.in_channels}, H, W), got {shape}.')
+
+    def forward_stem(self, x):
+        """Image -> (stage-1 input, its map's (H, W)); default: ``self.patch_embed``."""
+        return self.patch_embed(x)
+
+    def forward_stage(self, index: int, x, hw_shape):
+        """Run stage ``index`` (a :class:`Stage` of ``self.stages``) on tokens (B, N, C)."""
+        stage = self.stages[index]
+        if stage.downsample is not None:
+            x, hw_shape = stage.downsample(x, hw_shape)
+        for block in stage.blocks:
+            x = self.run_block(block, x, hw_shape)
+        if stage.norm is not None:
+            x = stage.norm(x)
+        return x, hw_shape
+
+    def stage_output(self, index: int, x, hw_shape) -> torch.Tensor:
+        """The returned map (B, C, H, W) of stage ``index``; the last one through ``out_norm``."""
+        out_norm = getattr(self, 'out_norm', None)
+        if index == self.num_stages - 1 and out_norm is not None:
+            x = out_norm(x)
+        return tokens_to_image(x, hw_shape)
+
+    def run_block(self, block: nn.Module, *args):
+        """Call ``block``, through activation checkpointing when ``with_cp`` and training."""
+        if self.with_cp and self.training and torch.is_grad_enabled():
+            return cp.checkpoint(block, *args, use_reentrant=False)
+        return block(*args)
+
+    # ------------------------------------------------------------------ freezing and modes
+    def frozen_groups(self) -> Sequence:
+        """The stem, then one module (or list of modules) per stage; default: ``patch_embed`` and
+        ``stages``."""
+        return [self.patch_embed, *self.stages]
 
     def _freeze_stages(self):
-        for group in list(self.frozen_groups())[:self.frozen_stages + 1]:
+        groups = list(self.frozen_groups())[:self.frozen_stages + 1]
+        if self.frozen_stages == self.num_stages and getattr(self, 'out_norm', None) is not None:
+            groups.append(self.out_norm)
+        for group in groups:
             for module in group if isinstance(group, (list, tuple)) else [group]:
                 module.eval()
                 for param in module.parameters():
@@ -164,23 +208,22 @@ class DenseBackbone(BaseModule):
                     module.eval()
         return self
 
-    def run_block(self, block: nn.Module, *args):
-        """Call ``block``, through activation checkpointing when ``with_cp`` and training."""
-        if self.with_cp and self.training and any(
-                torch.is_tensor(a) and a.requires_grad for a in args):
-            return cp.checkpoint(block, *args, use_reentrant=False)
-        return block(*args)
-
+    # ------------------------------------------------------------------ init and loading
     def init_weights(self):
-        """Pretrained ``init_cfg`` loads weights; otherwise the family's own initialisation."""
-        if self.init_cfg is not None and self.init_cfg.get('type') == 'Pretrained':
+        """The family's initialisation (:meth:`init_module` on every module), then mmengine's:
+        other ``init_cfg`` entries, then ``Pretrained``, whose checkpoint must fit
+        (see :func:`check_backbone_state`)."""
+        if self._is_init:
+            return
+        self.apply(self.init_module)
+        try:
             super().init_weights()
-        else:
-            self.apply(self._init_module)
-            self._is_init = True
+        except AssertionError as error:  # mmengine: "<prefix> is not in the pretrained model"
+            if 'is not in the pretrained model' not in str(error):
+                raise
+            raise explain_missing_prefix(self, self.init_cfg) from None
 
-    @staticmethod
-    def _init_module(module: nn.Module):
+    def init_module(self, module: nn.Module):
         """Default initialisation: truncated normal for linear layers, unit LayerNorm."""
         if isinstance(module, nn.Linear):
             trunc_normal_(module.weight, std=.02)
@@ -189,3 +232,8 @@ class DenseBackbone(BaseModule):
         elif isinstance(module, nn.LayerNorm):
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        adapt_saved_grids(self, state_dict, prefix)
+        check_backbone_state(self, state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

@@ -12,17 +12,17 @@ from collections import OrderedDict
 
 import torch
 import torch.nn as nn
-from mmcv.cnn import ConvModule, build_norm_layer
-from timm.layers import DropPath, Mlp
+from mmcv.cnn import ConvModule
 
 from ..registry import register_backbone
-from .base import DenseBackbone, drop_path_schedule, image_to_tokens, resolve_arch, tokens_to_image
+from .base import DenseBackbone
+from .layers import Mlp, build_norm, drop_path, image_to_tokens, tokens_to_image
 
 
 class SepConv2d(nn.Sequential):
     """Depthwise k x k convolution followed by a pointwise one, both without bias."""
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1):
+    def __init__(self, in_channels: int, out_channels: int, *, kernel_size: int, stride: int = 1):
         super().__init__(OrderedDict(
             depthwise=nn.Conv2d(in_channels, in_channels, kernel_size, stride, kernel_size // 2,
                                 groups=in_channels, bias=False),
@@ -32,10 +32,10 @@ class SepConv2d(nn.Sequential):
 class PatchEmbed(nn.Module):
     """Separable 3x3 convolution (stride 1 or 2), norm and Hardswish; any input size (ceil)."""
 
-    def __init__(self, in_channels, out_channels, stride, norm_cfg):
+    def __init__(self, in_channels: int, out_channels: int, *, stride: int, norm_cfg: dict):
         super().__init__()
-        self.proj = SepConv2d(in_channels, out_channels, 3, stride)
-        self.norm = build_norm_layer(norm_cfg, out_channels)[1]
+        self.proj = SepConv2d(in_channels, out_channels, kernel_size=3, stride=stride)
+        self.norm = build_norm(norm_cfg, out_channels)
         self.act = nn.Hardswish()
 
     def forward(self, x):
@@ -46,10 +46,11 @@ class GroupAggregator(nn.Module):
     """Pre-attention aggregator of one channel group: separable k x k conv (identity for k=1),
     norm and Hardswish."""
 
-    def __init__(self, channels, kernel_size, norm_cfg):
+    def __init__(self, channels: int, *, kernel_size: int, norm_cfg: dict):
         super().__init__()
-        self.conv = SepConv2d(channels, channels, kernel_size) if kernel_size > 1 else nn.Identity()
-        self.norm = build_norm_layer(norm_cfg, channels)[1]
+        self.conv = SepConv2d(channels, channels,
+                              kernel_size=kernel_size) if kernel_size > 1 else nn.Identity()
+        self.norm = build_norm(norm_cfg, channels)
         self.act = nn.Hardswish()
 
     def forward(self, x):
@@ -60,9 +61,9 @@ class LocalAggregator(nn.Module):
     """The branch that bypasses attention: mixes the last group of q, k and v with a separable 3x3
     conv, LayerNorm and Hardswish. (B, 3C, H, W) -> tokens (B, HW, C)."""
 
-    def __init__(self, channels):
+    def __init__(self, channels: int):
         super().__init__()
-        self.conv = SepConv2d(3 * channels, channels, 3)
+        self.conv = SepConv2d(3 * channels, channels, kernel_size=3)
         self.norm = nn.LayerNorm(channels)
         self.act = nn.Hardswish()
 
@@ -70,11 +71,18 @@ class LocalAggregator(nn.Module):
         return self.act(self.norm(image_to_tokens(self.conv(x))))
 
 
+def crpe_head_splits(num_heads: int) -> dict:
+    """Heads per kernel size of the convolutional relative position encoding: a third each, the
+    remainder to the larger kernels; ``{3: 2, 5: 3, 7: 3}`` for the official 8 heads."""
+    splits = {k: num_heads // 3 + (i >= 3 - num_heads % 3) for i, k in enumerate((3, 5, 7))}
+    return {k: heads for k, heads in splits.items() if heads}
+
+
 class ConvRelPosEnc(nn.Module):
     """Convolutional relative position encoding ``q * dwconv(v)``; ``head_splits`` maps a kernel
     size to the number of heads that use it."""
 
-    def __init__(self, head_channels, head_splits):
+    def __init__(self, head_channels: int, *, head_splits: dict):
         super().__init__()
         self.splits = [heads * head_channels for heads in head_splits.values()]
         self.convs = nn.ModuleList(
@@ -91,23 +99,22 @@ class ConvRelPosEnc(nn.Module):
 class GroupMixAttention(nn.Module):
     """Group-Mix Attention on tokens (B, N, C) of a map of ``hw_shape``."""
 
-    def __init__(self, dim, num_heads=8, qkv_bias=True, proj_drop=0., norm_cfg=dict(type='BN'),
-                 head_splits=None):
+    def __init__(self, dim: int, *, num_heads: int = 8, qkv_bias: bool = True,
+                 proj_drop: float = 0., norm_cfg: dict = dict(type='BN')):
         super().__init__()
-        head_splits = head_splits or {3: 2, 5: 3, 7: 3}
         if dim % 5 or (dim // 5 * 4) % num_heads:
             raise ValueError(f'GroupMixAttention needs dim divisible by 5 with 4/5 of it divisible by '
                              f'num_heads; got dim={dim}, num_heads={num_heads}.')
-        if sum(head_splits.values()) != num_heads:
-            raise ValueError(f'head_splits {head_splits} must cover num_heads={num_heads} heads.')
         self.num_heads = num_heads
         self.group_channels = dim // 5
         self.scale = (dim // num_heads) ** -0.5  # as in the official implementation
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.group_aggs = nn.ModuleList(
-            GroupAggregator(self.group_channels, k, norm_cfg) for k in (1, 3, 5, 7))
+            GroupAggregator(self.group_channels, kernel_size=k, norm_cfg=norm_cfg)
+            for k in (1, 3, 5, 7))
         self.local_agg = LocalAggregator(self.group_channels)
-        self.crpe = ConvRelPosEnc(4 * self.group_channels // num_heads, head_splits)
+        self.crpe = ConvRelPosEnc(4 * self.group_channels // num_heads,
+                                  head_splits=crpe_head_splits(num_heads))
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
 
@@ -130,12 +137,14 @@ class GroupMixAttention(nn.Module):
 class GroupMixBlock(nn.Module):
     """Convolutional position encoding, then pre-norm Group-Mix Attention and MLP residuals."""
 
-    def __init__(self, dim, num_heads, mlp_ratio, qkv_bias, drop_rate, drop_path, norm_cfg):
+    def __init__(self, dim: int, *, num_heads: int, mlp_ratio: float, qkv_bias: bool,
+                 drop_rate: float, drop_path_rate: float, norm_cfg: dict):
         super().__init__()
         self.cpe = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
-        self.attn = GroupMixAttention(dim, num_heads, qkv_bias, drop_rate, norm_cfg)
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.attn = GroupMixAttention(dim, num_heads=num_heads, qkv_bias=qkv_bias,
+                                      proj_drop=drop_rate, norm_cfg=norm_cfg)
+        self.drop_path = drop_path(drop_path_rate)
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=drop_rate)
 
@@ -152,18 +161,15 @@ class GroupMixFormer(DenseBackbone):
     Args:
         arch (str | dict): ``mini``, ``tiny``, ``small``, ``base``, ``large`` (the official M/T/S/B/L),
             or a dict with ``embed_dims``, ``depths`` and ``mlp_ratios`` (one per stage).
-        in_channels (int): Input channels. Defaults to 3.
-        num_heads (int): Attention heads in every stage. Defaults to 8.
+        num_heads (int): Attention heads in every stage (the official 8); 4/5 of every stage's
+            channels must divide by it. The relative position convolutions take a third of the
+            heads per kernel size (3, 5, 7), the remainder going to the larger kernels.
         qkv_bias (bool): Bias of the qkv projection. Defaults to True.
         drop_rate (float): Dropout after attention and MLP. Defaults to 0.
-        drop_path_rate (float): Stochastic depth of the last block. Defaults to 0.
-        out_indices (Sequence[int]): Stages whose outputs are returned. Defaults to (0, 1, 2, 3).
-        frozen_stages (int): Freeze the stem and stages 1..k; -1 freezes nothing.
-        norm_eval (bool): Keep BatchNorm layers in eval mode while training.
         final_norm (bool): Norm the last stage's output (the classifier's BN). Defaults to False.
         norm_cfg (dict): Norm of the convolutional parts. Defaults to BN (SyncBN in dist configs).
-        with_cp (bool): Activation checkpointing of each block.
-        init_cfg (dict, optional): e.g. ``dict(type='Pretrained', checkpoint=..., prefix='backbone.')``.
+        in_channels, out_indices, frozen_stages, norm_eval, with_cp, drop_path_rate, init_cfg: see
+            :class:`DenseBackbone`.
     """
 
     arch_zoo = {
@@ -174,16 +180,17 @@ class GroupMixFormer(DenseBackbone):
         'large': dict(embed_dims=[240, 320, 360, 480], depths=[8, 10, 30, 10],
                       mlp_ratios=[4, 4, 2, 2]),
     }
+    arch_keys = ('embed_dims', 'depths', 'mlp_ratios')
 
     def __init__(self, arch='small', in_channels=3, num_heads=8, qkv_bias=True, drop_rate=0.,
                  drop_path_rate=0., out_indices=(0, 1, 2, 3), frozen_stages=-1, norm_eval=False,
                  final_norm=False, norm_cfg=dict(type='BN', requires_grad=True), with_cp=False,
                  init_cfg=None):
-        settings = resolve_arch('GroupMixFormer', self.arch_zoo, arch,
-                                ('embed_dims', 'depths', 'mlp_ratios'))
-        dims, depths = settings['embed_dims'], settings['depths']
-        super().__init__(len(depths), out_indices, frozen_stages, norm_eval, with_cp, init_cfg)
-        self.embed_dims = list(dims)
+        super().__init__(arch=arch, in_channels=in_channels, out_indices=out_indices,
+                         frozen_stages=frozen_stages, norm_eval=norm_eval, with_cp=with_cp,
+                         drop_path_rate=drop_path_rate, init_cfg=init_cfg)
+        settings = self.arch_settings
+        dims = self.embed_dims = list(settings['embed_dims'])
         conv_kwargs = dict(kernel_size=3, stride=2, padding=1, bias=True, norm_cfg=norm_cfg,
                            act_cfg=dict(type='HSwish'))
         with warnings.catch_warnings():  # the official stem has conv biases before its norms
@@ -191,30 +198,34 @@ class GroupMixFormer(DenseBackbone):
             self.stem = nn.Sequential(ConvModule(in_channels, dims[0] // 2, **conv_kwargs),
                                       ConvModule(dims[0] // 2, dims[0], **conv_kwargs))
         self.patch_embeds = nn.ModuleList(
-            PatchEmbed(dims[max(i - 1, 0)], dims[i], 1 if i == 0 else 2, norm_cfg)
+            PatchEmbed(dims[max(i - 1, 0)], dims[i], stride=1 if i == 0 else 2, norm_cfg=norm_cfg)
             for i in range(self.num_stages))
         self.stages = nn.ModuleList(
             nn.ModuleList(
-                GroupMixBlock(dims[i], num_heads, settings['mlp_ratios'][i], qkv_bias, drop_rate,
-                              rate, norm_cfg) for rate in rates)
-            for i, rates in enumerate(drop_path_schedule(drop_path_rate, depths)))
-        self.out_norm = build_norm_layer(norm_cfg, dims[-1])[1] if final_norm else None
+                GroupMixBlock(dims[i], num_heads=num_heads, mlp_ratio=settings['mlp_ratios'][i],
+                              qkv_bias=qkv_bias, drop_rate=drop_rate, drop_path_rate=rate,
+                              norm_cfg=norm_cfg) for rate in rates)
+            for i, rates in enumerate(self.drop_path_rates))
+        self.out_norm = build_norm(norm_cfg, dims[-1]) if final_norm else None
         self._freeze_stages()
 
     def frozen_groups(self):
         return [self.stem] + [[embed, stage] for embed, stage in zip(self.patch_embeds, self.stages)]
 
-    def forward(self, x):
+    def forward_stem(self, x):
         x = self.stem(x)
-        outs = []
-        for i, (embed, blocks) in enumerate(zip(self.patch_embeds, self.stages)):
-            x = embed(x)
-            hw_shape = x.shape[2:]
-            x = image_to_tokens(x)
-            for block in blocks:
-                x = self.run_block(block, x, hw_shape)
-            x = tokens_to_image(x, hw_shape)
-            if i in self.out_indices:
-                last = i == self.num_stages - 1
-                outs.append(self.out_norm(x) if last and self.out_norm is not None else x)
-        return tuple(outs)
+        return x, tuple(x.shape[2:])
+
+    def forward_stage(self, index, x, hw_shape):
+        """Maps (B, C, H, W) in and out; the blocks work on tokens."""
+        x = self.patch_embeds[index](x)
+        hw_shape = tuple(x.shape[2:])
+        x = image_to_tokens(x)
+        for block in self.stages[index]:
+            x = self.run_block(block, x, hw_shape)
+        return tokens_to_image(x, hw_shape), hw_shape
+
+    def stage_output(self, index, x, hw_shape):
+        if index == self.num_stages - 1 and self.out_norm is not None:
+            return self.out_norm(x)
+        return x

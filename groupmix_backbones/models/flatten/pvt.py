@@ -1,0 +1,183 @@
+"""FLatten-PVT and FLatten-PVTv2: PVT hosts of focused linear attention."""
+import torch.nn as nn
+
+from ...registry import register_backbone
+from ..base import Stage
+from ..layers import ConvPatchEmbed, Mlp, SpatialReductionAttention, build_norm, drop_path
+from .common import FLattenBackbone, FocusedLinearAttention
+
+
+class PVTLinearAttention(FocusedLinearAttention):
+    """Focused linear attention of a PVT block: q and kv projections of the whole map."""
+
+    def __init__(self, dim, *, num_heads, pos_hw, qkv_bias=True, proj_drop=0., focusing_factor=3,
+                 kernel_size=5):
+        super().__init__(dim, num_heads=num_heads, pos_hw=pos_hw, focusing_factor=focusing_factor,
+                         kernel_size=kernel_size)
+        self.q = nn.Linear(dim, dim, bias=qkv_bias)
+        self.kv = nn.Linear(dim, 2 * dim, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+
+    def forward(self, x, hw_shape):
+        k, v = self.kv(x).chunk(2, dim=-1)
+        return self.proj_drop(self.proj(self.attend(self.q(x), k, v, hw_shape)))
+
+
+class PVTBlock(nn.Module):
+    """Pre-norm attention (focused linear, or spatial-reduction softmax) and MLP residuals; the
+    PVTv2 MLP (``conv_mlp``) has a depthwise conv."""
+
+    def __init__(self, dim, *, num_heads, mlp_ratio, attn_type, pos_hw, sr_ratio, qkv_bias,
+                 focusing_factor, kernel_size, drop_rate, attn_drop_rate, drop_path_rate,
+                 conv_mlp, norm_cfg):
+        super().__init__()
+        self.norm1 = build_norm(norm_cfg, dim, eps=1e-6)
+        if attn_type == 'L':
+            self.attn = PVTLinearAttention(dim, num_heads=num_heads, pos_hw=pos_hw,
+                                           qkv_bias=qkv_bias, proj_drop=drop_rate,
+                                           focusing_factor=focusing_factor,
+                                           kernel_size=kernel_size)
+        else:
+            self.attn = SpatialReductionAttention(dim, num_heads=num_heads, sr_ratio=sr_ratio,
+                                                  qkv_bias=qkv_bias, attn_drop=attn_drop_rate,
+                                                  proj_drop=drop_rate, norm_cfg=norm_cfg)
+        self.drop_path = drop_path(drop_path_rate)
+        self.norm2 = build_norm(norm_cfg, dim, eps=1e-6)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=drop_rate, dwconv=conv_mlp)
+
+    def forward(self, x, hw_shape):
+        x = x + self.drop_path(self.attn(self.norm1(x), hw_shape))
+        return x + self.drop_path(self.mlp(self.norm2(x), hw_shape))
+
+
+class _PVTHost(FLattenBackbone):
+    """PVT (``version = 1``) and PVTv2 (2): they differ in patch embeddings (PVTv2's overlap, PVT's
+    have absolute position embeddings), the MLP, and PVTv2's LayerNorm ending every stage."""
+
+    arch_keys = ('embed_dims', 'depths', 'num_heads', 'mlp_ratios')
+    optional_arch_keys = ('attn_types', 'sr_ratios', 'pretrain_img_size')
+    version = 1
+
+    def __init__(self, *, arch, in_channels, qkv_bias, focusing_factor, kernel_size, drop_rate,
+                 attn_drop_rate, final_norm, **kwargs):
+        super().__init__(arch=arch, in_channels=in_channels, **kwargs)
+        settings, grids, norm_cfg = self.arch_settings, self.grids, self.norm_cfg
+        dims = self.embed_dims = list(settings['embed_dims'])
+        sr_ratios = settings.get('sr_ratios', [8, 4, 2, 1][-self.num_stages:])
+        v2 = self.version == 2
+
+        def embed(i):
+            stride = 4 if i == 0 else 2
+            kernel = 2 * stride - 1 if v2 else stride
+            return ConvPatchEmbed(in_channels if i == 0 else dims[i - 1], dims[i],
+                                  kernel_size=kernel, stride=stride,
+                                  padding=kernel // 2 if v2 else 0, norm_cfg=norm_cfg,
+                                  pos_hw=None if v2 else grids[i], drop_rate=drop_rate)
+
+        self.patch_embed = embed(0)
+        self.stages = nn.ModuleList(
+            Stage([PVTBlock(dims[i], num_heads=settings['num_heads'][i],
+                            mlp_ratio=settings['mlp_ratios'][i], attn_type=self.attn_types[i],
+                            pos_hw=grids[i], sr_ratio=sr_ratios[i], qkv_bias=qkv_bias,
+                            focusing_factor=focusing_factor, kernel_size=kernel_size,
+                            drop_rate=drop_rate, attn_drop_rate=attn_drop_rate,
+                            drop_path_rate=rate, conv_mlp=v2, norm_cfg=norm_cfg)
+                   for rate in rates],
+                  downsample=embed(i) if i else None,
+                  norm=build_norm(norm_cfg, dims[i], eps=1e-6) if v2 else None)
+            for i, rates in enumerate(self.drop_path_rates))
+        self.out_norm = build_norm(norm_cfg, dims[-1], eps=1e-6) if final_norm else None
+        self._freeze_stages()
+
+    def init_module(self, module):
+        super().init_module(module)
+        if isinstance(module, nn.Conv2d):  # fan-out normal, as the official PVTv2
+            fan_out = module.kernel_size[0] * module.kernel_size[1] * module.out_channels
+            nn.init.normal_(module.weight, 0, (2.0 / (fan_out // module.groups)) ** 0.5)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+
+_PVT_COMMON = dict(embed_dims=[64, 128, 320, 512], num_heads=[1, 2, 5, 8], mlp_ratios=[8, 8, 4, 4],
+                   attn_types='LLLL', sr_ratios=[8, 4, 2, 1], pretrain_img_size=224)
+
+
+@register_backbone
+class FLattenPVT(_PVTHost):
+    """FLatten-PVT backbone: PVT with focused linear attention in every stage.
+
+    Args:
+        arch (str | dict): ``tiny``, ``small``, ``medium``, ``large`` (official FLatten-PVT-T/S/M/B,
+            the last built by ``flatten_pvt_large``), or a dict with ``embed_dims``, ``depths``,
+            ``num_heads``, ``mlp_ratios`` and optionally ``attn_types`` (``'LLLL'``; ``S`` =
+            spatial-reduction softmax attention), ``sr_ratios`` (of the S stages, ``[8, 4, 2, 1]``)
+            and ``pretrain_img_size``.
+        in_channels (int): Input channels. Defaults to 3.
+        pretrain_img_size (int, optional): Image size the position embeddings are sized for;
+            defaults to the arch's (224). Other input sizes interpolate them; checkpoints of other
+            sizes load with their grids resized.
+        qkv_bias (bool): Bias of the q and kv projections. Defaults to True.
+        focusing_factor (float): Power of the focused kernel. Defaults to 3.
+        kernel_size (int): Kernel of the depthwise rank-restoring conv. Defaults to 5.
+        drop_rate / attn_drop_rate / drop_path_rate (float): Dropouts and stochastic depth.
+        final_norm (bool): LayerNorm the last output. Defaults to False: the official FLatten-PVT
+            classifier averages the un-normed last stage (its ``norm`` is built but never used).
+        norm_cfg (dict): Token norms (LayerNorm, official eps per place unless set here).
+        out_indices, frozen_stages, norm_eval, with_cp, init_cfg: see :class:`DenseBackbone`.
+    """
+
+    arch_zoo = {
+        'tiny': dict(_PVT_COMMON, depths=[2, 2, 2, 2]),
+        'small': dict(_PVT_COMMON, depths=[3, 4, 6, 3]),
+        'medium': dict(_PVT_COMMON, depths=[3, 4, 18, 3]),
+        'large': dict(_PVT_COMMON, depths=[3, 8, 27, 3]),
+    }
+    version = 1
+
+    def __init__(self, arch='tiny', in_channels=3, pretrain_img_size=None, qkv_bias=True,
+                 focusing_factor=3, kernel_size=5, drop_rate=0., attn_drop_rate=0.,
+                 drop_path_rate=0., out_indices=(0, 1, 2, 3), frozen_stages=-1, norm_eval=False,
+                 final_norm=False, norm_cfg=dict(type='LN'), with_cp=False, init_cfg=None):
+        super().__init__(arch=arch, in_channels=in_channels, pretrain_img_size=pretrain_img_size,
+                         qkv_bias=qkv_bias, focusing_factor=focusing_factor,
+                         kernel_size=kernel_size, drop_rate=drop_rate,
+                         attn_drop_rate=attn_drop_rate, drop_path_rate=drop_path_rate,
+                         out_indices=out_indices, frozen_stages=frozen_stages,
+                         norm_eval=norm_eval, final_norm=final_norm, norm_cfg=norm_cfg,
+                         with_cp=with_cp, init_cfg=init_cfg)
+
+
+@register_backbone
+class FLattenPVTv2(_PVTHost):
+    """FLatten-PVTv2 backbone: PVTv2 (overlapping patch embeddings, conv MLP, a LayerNorm ending
+    every stage) with focused linear attention in every stage.
+
+    Args:
+        arch (str | dict): ``b0`` .. ``b5`` (official FLatten-PVTv2-B0..B5), or a dict as for
+            :class:`FLattenPVT`.
+        Every stage output is normed by its own LayerNorm (official), so there is no ``final_norm``;
+        the other arguments are those of :class:`FLattenPVT`.
+    """
+
+    arch_zoo = {
+        'b0': dict(_PVT_COMMON, embed_dims=[32, 64, 160, 256], depths=[2, 2, 2, 2]),
+        'b1': dict(_PVT_COMMON, depths=[2, 2, 2, 2]),
+        'b2': dict(_PVT_COMMON, depths=[3, 4, 6, 3]),
+        'b3': dict(_PVT_COMMON, depths=[3, 4, 18, 3]),
+        'b4': dict(_PVT_COMMON, depths=[3, 8, 27, 3]),
+        'b5': dict(_PVT_COMMON, depths=[3, 6, 40, 3], mlp_ratios=[4, 4, 4, 4]),
+    }
+    version = 2
+
+    def __init__(self, arch='b0', in_channels=3, pretrain_img_size=None, qkv_bias=True,
+                 focusing_factor=3, kernel_size=5, drop_rate=0., attn_drop_rate=0.,
+                 drop_path_rate=0., out_indices=(0, 1, 2, 3), frozen_stages=-1, norm_eval=False,
+                 norm_cfg=dict(type='LN'), with_cp=False, init_cfg=None):
+        super().__init__(arch=arch, in_channels=in_channels, pretrain_img_size=pretrain_img_size,
+                         qkv_bias=qkv_bias, focusing_factor=focusing_factor,
+                         kernel_size=kernel_size, drop_rate=drop_rate,
+                         attn_drop_rate=attn_drop_rate, drop_path_rate=drop_path_rate,
+                         out_indices=out_indices, frozen_stages=frozen_stages,
+                         norm_eval=norm_eval, final_norm=False, norm_cfg=norm_cfg,
+                         with_cp=with_cp, init_cfg=init_cfg)

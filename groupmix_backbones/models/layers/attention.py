@@ -1,0 +1,142 @@
+"""Softmax attention layers shared by the families, all through ``scaled_dot_product_attention``."""
+import functools
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .norm import build_norm
+from .shape import (SavedGrids, image_to_tokens, pad_to_multiple, tokens_to_image,
+                    window_partition, window_reverse)
+
+MASK_VALUE = -1e4  # additive mask of keys a query must not see (finite: no NaN rows, fits fp16)
+
+
+def check_heads(dim: int, num_heads: int) -> None:
+    if num_heads < 1 or dim % num_heads:
+        raise ValueError(f'dim {dim} must be divisible by num_heads {num_heads}.')
+
+
+def softmax_attention(q, k, v, *, mask=None, dropout_p: float = 0.):
+    """Softmax attention of q, k, v shaped (..., heads, tokens, channels).
+
+    Leading axes (batch, windows) are folded into one batch axis, because PyTorch's fused kernels
+    (flash, memory-efficient) take (batch, heads, tokens, channels) only; an additive ``mask``
+    broadcastable to (..., heads, queries, keys) is expanded to match.
+    """
+    *lead, heads, num_q, _ = q.shape
+    num_k = k.shape[-2]
+    q, k, v = (t.reshape(-1, heads, t.shape[-2], t.shape[-1]) for t in (q, k, v))
+    if mask is not None:
+        mask = mask.to(q.dtype).expand(*lead, heads, num_q, num_k).reshape(-1, heads, num_q, num_k)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+    return out.reshape(*lead, heads, num_q, out.shape[-1])
+
+
+@functools.lru_cache(maxsize=None)
+def relative_position_index(window_size: int, device: torch.device) -> torch.Tensor:
+    """(w*w, w*w) index of each query/key pair of a w x w window into a (2w-1)^2 bias table."""
+    with torch.device(device):
+        coords = torch.stack(torch.meshgrid(torch.arange(window_size), torch.arange(window_size),
+                                            indexing='ij')).flatten(1)  # (2, w*w)
+    rel = coords[:, :, None] - coords[:, None, :] + window_size - 1
+    return rel[0] * (2 * window_size - 1) + rel[1]
+
+
+def shifted_window_mask(hw_shape, padded_hw, window_size: int, shift: int, device):
+    """(num_windows, w*w, w*w) additive mask of Swin's shifted windows on a map padded to window
+    multiples: keys of other shift regions and padded keys are masked; None when every window is
+    whole and unshifted."""
+    (H, W), (Hp, Wp), w = hw_shape, padded_hw, window_size
+    if not shift and (H, W) == (Hp, Wp):
+        return None
+    rows, cols = torch.arange(Hp, device=device), torch.arange(Wp, device=device)
+    valid = (rows[:, None] < H) & (cols[None, :] < W)
+    region = torch.zeros(Hp, Wp, device=device, dtype=torch.long)
+    if shift:  # regions of the rolled map: [0, P-w), [P-w, P-shift), [P-shift, P) on each axis
+        row_id = (rows >= Hp - w).long() + (rows >= Hp - shift).long()
+        col_id = (cols >= Wp - w).long() + (cols >= Wp - shift).long()
+        region = row_id[:, None] * 3 + col_id[None, :]
+        valid = valid.roll((-shift, -shift), dims=(0, 1))
+    region = window_partition(region[None, :, :, None], w)[..., 0]  # (nW, w*w)
+    valid = window_partition(valid[None, :, :, None], w)[..., 0]
+    blocked = (region[:, :, None] != region[:, None, :]) | ~valid[:, None, :]
+    return torch.zeros(blocked.shape, device=device).masked_fill(blocked, MASK_VALUE)
+
+
+class ShiftedWindowAttention(SavedGrids, nn.Module):
+    """Swin's window softmax attention with a relative position bias, shifted by half a window when
+    ``shifted`` and the map is larger than one window. Tokens (B, N, C) of a ``hw_shape`` map; the
+    map is padded to window multiples, padded keys and keys of other shift regions are masked."""
+
+    def __init__(self, dim: int, *, num_heads: int, window_size: int, shifted: bool = False,
+                 qkv_bias: bool = True, attn_drop: float = 0., proj_drop: float = 0.):
+        super().__init__()
+        check_heads(dim, num_heads)
+        self.num_heads = num_heads
+        self.window_size = window_size
+        self.shifted = shifted
+        self.attn_drop = attn_drop
+        self.rel_pos_table = nn.Parameter(torch.zeros((2 * window_size - 1) ** 2, num_heads))
+        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+
+    def saved_grids(self):
+        side = 2 * self.window_size - 1
+        yield 'rel_pos_table', self.rel_pos_table, (side, side)
+
+    def forward(self, x, hw_shape):
+        B, N, C = x.shape
+        (H, W), w = hw_shape, self.window_size
+        shift = w // 2 if self.shifted and min(H, W) > w else 0
+        x = pad_to_multiple(x.reshape(B, H, W, C), w, channels_last=True)
+        padded_hw = tuple(x.shape[1:3])
+        if shift:
+            x = x.roll((-shift, -shift), dims=(1, 2))
+        windows = window_partition(x, w)  # (B * nW, w*w, C)
+        num_windows, n = windows.shape[0] // B, w * w
+        q, k, v = self.qkv(windows).reshape(B, num_windows, n, 3, self.num_heads, -1).permute(
+            3, 0, 1, 4, 2, 5)  # each (B, nW, heads, n, d)
+        index = relative_position_index(w, x.device).reshape(-1)
+        bias = self.rel_pos_table[index].reshape(n, n, -1).permute(2, 0, 1)  # (heads, n, n)
+        mask = shifted_window_mask((H, W), padded_hw, w, shift, x.device)
+        if mask is not None:
+            bias = bias + mask[:, None]  # (nW, heads, n, n)
+        out = softmax_attention(q, k, v, mask=bias,
+                                dropout_p=self.attn_drop if self.training else 0.)
+        out = window_reverse(out.transpose(2, 3).reshape(B * num_windows, n, C), w, padded_hw)
+        if shift:
+            out = out.roll((shift, shift), dims=(1, 2))
+        return self.proj_drop(self.proj(out[:, :H, :W].reshape(B, N, C)))
+
+
+class SpatialReductionAttention(nn.Module):
+    """PVT's spatial-reduction softmax attention: keys and values from the map shrunk ``sr_ratio``
+    times by a strided conv and a norm (the map padded to a multiple of the ratio)."""
+
+    def __init__(self, dim: int, *, num_heads: int, sr_ratio: int = 1, qkv_bias: bool = True,
+                 attn_drop: float = 0., proj_drop: float = 0., norm_cfg=dict(type='LN')):
+        super().__init__()
+        check_heads(dim, num_heads)
+        self.num_heads = num_heads
+        self.sr_ratio = sr_ratio
+        self.attn_drop = attn_drop
+        self.q = nn.Linear(dim, dim, bias=qkv_bias)
+        self.kv = nn.Linear(dim, 2 * dim, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+        if sr_ratio > 1:
+            self.sr = nn.Conv2d(dim, dim, sr_ratio, stride=sr_ratio)
+            self.norm = build_norm(norm_cfg, dim)
+
+    def forward(self, x, hw_shape):
+        B, N, C = x.shape
+        q = self.q(x).reshape(B, N, self.num_heads, -1).transpose(1, 2)
+        if self.sr_ratio > 1:
+            x = self.norm(image_to_tokens(self.sr(pad_to_multiple(
+                tokens_to_image(x, hw_shape), self.sr_ratio))))
+        k, v = self.kv(x).reshape(B, -1, 2, self.num_heads, C // self.num_heads).permute(
+            2, 0, 3, 1, 4)
+        out = softmax_attention(q, k, v, dropout_p=self.attn_drop if self.training else 0.)
+        return self.proj_drop(self.proj(out.transpose(1, 2).reshape(B, N, C)))

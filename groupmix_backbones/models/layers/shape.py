@@ -1,0 +1,112 @@
+"""Shape helpers: tokens <-> maps, padding for any input size, windows, and grids of learned
+parameters (position embeddings, relative position tables) that follow the map size."""
+import math
+from typing import Iterator, Tuple
+
+import torch
+import torch.nn.functional as F
+from mmengine.logging import print_log
+
+
+def to_2tuple(value) -> Tuple[int, int]:
+    """``7`` -> ``(7, 7)``; pairs pass through as tuples."""
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+
+
+def image_to_tokens(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, H*W, C)."""
+    return x.flatten(2).transpose(1, 2)
+
+
+def tokens_to_image(x: torch.Tensor, hw_shape) -> torch.Tensor:
+    """(B, H*W, C) -> (B, C, H, W)."""
+    return x.transpose(1, 2).reshape(x.shape[0], x.shape[2], *hw_shape)
+
+
+def pad_to_multiple(x: torch.Tensor, multiple, channels_last: bool = False) -> torch.Tensor:
+    """Zero-pad the bottom/right of an image, (B, C, H, W) or with ``channels_last`` (B, H, W, C),
+    so that H and W are multiples of ``multiple`` (an int or an (h, w) pair)."""
+    mh, mw = to_2tuple(multiple)
+    H, W = x.shape[1:3] if channels_last else x.shape[2:4]
+    pad_h, pad_w = -H % mh, -W % mw
+    if not pad_h and not pad_w:
+        return x
+    return F.pad(x, (0, 0, 0, pad_w, 0, pad_h) if channels_last else (0, pad_w, 0, pad_h))
+
+
+def pad_for_strided_conv(x: torch.Tensor, kernel_size, stride, padding) -> torch.Tensor:
+    """Zero-pad the bottom/right of (B, C, H, W) so that a conv with these settings outputs
+    ``ceil(H / stride) x ceil(W / stride)`` (what a stride-s stem should give for any size)."""
+    extra = []
+    for size, k, s, p in zip(x.shape[2:4], to_2tuple(kernel_size), to_2tuple(stride),
+                             to_2tuple(padding)):
+        extra.append(max(0, s * (-(-size // s) - 1) + k - 2 * p - size))
+    return F.pad(x, (0, extra[1], 0, extra[0])) if any(extra) else x
+
+
+def window_partition(x: torch.Tensor, window_hw) -> torch.Tensor:
+    """(B, H, W, C) with H, W multiples of the window -> (B * num_windows, wh * ww, C), windows in
+    row-major order."""
+    B, H, W, C = x.shape
+    wh, ww = to_2tuple(window_hw)
+    x = x.reshape(B, H // wh, wh, W // ww, ww, C).transpose(2, 3)
+    return x.reshape(-1, wh * ww, C)
+
+
+def window_reverse(windows: torch.Tensor, window_hw, hw_shape) -> torch.Tensor:
+    """Inverse of :func:`window_partition`: (B * num_windows, wh * ww, C) -> (B, H, W, C)."""
+    (wh, ww), (H, W) = to_2tuple(window_hw), tuple(hw_shape)
+    C = windows.shape[-1]
+    x = windows.reshape(-1, H // wh, W // ww, wh, ww, C).transpose(2, 3)
+    return x.reshape(-1, H, W, C)
+
+
+def resize_pos_embed(pos_embed: torch.Tensor, src_hw, dst_hw, mode: str = 'bicubic') -> torch.Tensor:
+    """Interpolate position embedding tokens (1, src_h*src_w, C) of a src_hw grid to dst_hw; returned
+    unchanged when the grids are equal."""
+    src_hw, dst_hw = tuple(src_hw), tuple(dst_hw)
+    if src_hw == dst_hw:
+        return pos_embed
+    grid = pos_embed.reshape(1, *src_hw, -1).permute(0, 3, 1, 2)
+    grid = F.interpolate(grid, size=dst_hw, mode=mode, align_corners=False)
+    return grid.flatten(2).transpose(1, 2)
+
+
+class SavedGrids:
+    """Mixin of modules holding parameters laid out on a square grid of the pre-training size
+    (position embeddings (1, h*w, C), relative position tables (h*w, heads)).
+
+    :meth:`saved_grids` names them with their grid; the backbone resizes a checkpoint's grids
+    of another size to these before loading (:func:`adapt_saved_grids`), so that e.g. 224
+    checkpoints load into 384 models and any other pre-training size.
+    """
+
+    #: interpolation used on load (the one the module's forward uses for other sizes)
+    grid_mode = 'bicubic'
+
+    def saved_grids(self) -> Iterator[Tuple[str, torch.Tensor, Tuple[int, int]]]:
+        """Yield ``(parameter name, parameter, grid (h, w))``."""
+        raise NotImplementedError
+
+
+def adapt_saved_grids(module: torch.nn.Module, state_dict: dict, prefix: str = '') -> None:
+    """Resize, in ``state_dict``, every saved grid of the :class:`SavedGrids` modules below
+    ``module`` whose size differs from the module's; each resize is logged with the key and both
+    grids. Tensors that are not square grids of the same channels are left to the shape check."""
+    for name, sub in module.named_modules(prefix=prefix.rstrip('.')):
+        if not isinstance(sub, SavedGrids):
+            continue
+        for param_name, param, grid in sub.saved_grids():
+            key = f'{name}.{param_name}' if name else param_name
+            saved = state_dict.get(key)
+            if not torch.is_tensor(saved) or saved.shape == param.shape or saved.dim() != param.dim() \
+                    or saved.dim() not in (2, 3) or saved.shape[-1] != param.shape[-1]:
+                continue
+            tokens = saved if saved.dim() == 3 else saved[None]
+            side = math.isqrt(tokens.shape[1])
+            if side * side != tokens.shape[1]:
+                continue
+            resized = resize_pos_embed(tokens.float(), (side, side), grid, mode=sub.grid_mode)
+            state_dict[key] = (resized if saved.dim() == 3 else resized[0]).to(saved.dtype)
+            print_log(f'Resized {key} from a {side}x{side} grid to {grid[0]}x{grid[1]} '
+                      f'({sub.grid_mode})', logger='current')

@@ -1,0 +1,79 @@
+"""Checks of a checkpoint against the backbone it is loaded into, with messages that say what
+matched, what did not, and what to do (a converter for official checkpoints)."""
+from typing import List
+
+import torch
+
+from ..converters import describe_keys, recognise
+
+SHOWN = 5  # keys shown per kind of mismatch
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint does not fit the backbone it is loaded into (wrong family, arch or format)."""
+
+
+def _arch_text(backbone) -> str:
+    arch = backbone.arch_settings
+    for name, settings in backbone.arch_zoo.items():
+        if settings == arch:
+            return f"{type(backbone).__name__}(arch='{name}')"
+    return f'{type(backbone).__name__}(arch={arch})'
+
+
+def _some(keys: List[str]) -> str:
+    more = f' (+{len(keys) - SHOWN} more)' if len(keys) > SHOWN else ''
+    return ', '.join(keys[:SHOWN]) + more
+
+
+def _official_hint(state_dict) -> str:
+    found = recognise(state_dict)
+    if found is None:
+        return ''
+    fmt, backbone = found
+    return (f' It is an official {backbone} checkpoint ({fmt.repo}): convert it first with '
+            f'`python {fmt.script} SRC DST` and load DST.')
+
+
+def check_backbone_state(backbone, state_dict, prefix: str) -> None:
+    """Raise :class:`CheckpointMismatchError` unless ``state_dict`` holds, under ``prefix``, every
+    tensor of ``backbone`` with its shape, and nothing of another structure (the keys of options
+    the backbone was built without, e.g. a classifier's ``out_norm``, may be left over)."""
+    ours = {prefix + key: value for key, value in backbone.state_dict().items()}
+    present = [key for key in state_dict if key.startswith(prefix)]
+    missing = [key for key in ours if key not in state_dict
+               and not key.endswith('num_batches_tracked')]
+    mismatched = [f'{key}: checkpoint {tuple(state_dict[key].shape)}, model {tuple(value.shape)}'
+                  for key, value in ours.items() if key in state_dict
+                  and torch.is_tensor(state_dict[key]) and state_dict[key].shape != value.shape]
+    optional = tuple(prefix + p for p in backbone.optional_state_prefixes)
+    unexpected = [key for key in present if key not in ours and not key.startswith(optional)]
+    if not (missing or mismatched or unexpected):
+        return
+    matched = len(ours) - len(missing) - len(mismatched)
+    where = f" under '{prefix}'" if prefix else ''
+    lines = [f'This checkpoint does not fit {_arch_text(backbone)}: {matched} of {len(ours)} '
+             f'tensors match{where}.']
+    if not present:
+        lines.append(f'It has no key{where}; it has {describe_keys(state_dict)}.'
+                     + _official_hint(state_dict))
+    else:
+        for kind, keys in (('missing', missing), ('shape mismatch', mismatched),
+                           ('unexpected', unexpected)):
+            if keys:
+                lines.append(f'{kind}: {_some(keys)}')
+        lines.append('It was saved from another arch or family; use the config it was trained '
+                     'with, or a checkpoint of this arch.')
+    raise CheckpointMismatchError('\n'.join(lines))
+
+
+def explain_missing_prefix(backbone, init_cfg) -> CheckpointMismatchError:
+    """The error for an ``init_cfg`` Pretrained checkpoint without the configured prefix."""
+    from mmengine.runner.checkpoint import CheckpointLoader
+    cfgs = init_cfg if isinstance(init_cfg, (list, tuple)) else [init_cfg]
+    cfg = next(c for c in cfgs if c.get('type') == 'Pretrained')
+    checkpoint = CheckpointLoader.load_checkpoint(cfg['checkpoint'], map_location='cpu')
+    state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else {}
+    return CheckpointMismatchError(
+        f"init_cfg checkpoint {cfg['checkpoint']!r} has no key under prefix {cfg.get('prefix')!r} "
+        f'for {_arch_text(backbone)}; it has {describe_keys(state)}.' + _official_hint(state))
