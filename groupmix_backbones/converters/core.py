@@ -75,9 +75,6 @@ class OfficialFormat:
                                       f'({self.repo}); nothing was written.') from None
             if new is not None:
                 converted[new] = value
-        if not converted:
-            raise ConversionError(f'Nothing to convert: no key of this {backbone} checkpoint maps '
-                                  'to ours.')
         return converted, backbone
 
     def main(self, argv: Optional[Sequence[str]] = None) -> None:

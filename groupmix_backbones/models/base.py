@@ -98,10 +98,10 @@ class DenseBackbone(BaseModule):
         missing = [key for key in cls.arch_keys if key not in arch]
         unknown = [key for key in arch if key not in valid]
         if missing or unknown:
-            raise ArchError(f'{name} arch dict: ' + '; '.join(
-                text for text in (f'missing {missing}' if missing else '',
-                                  f'unknown {unknown}' if unknown else '') if text)
-                + f'. Required keys: {list(cls.arch_keys)}; optional: {list(cls.optional_arch_keys)}.')
+            problems = [f'{kind} {keys}' for kind, keys in (('missing', missing),
+                                                            ('unknown', unknown)) if keys]
+            raise ArchError(f'{name} arch dict: {"; ".join(problems)}. Required keys: '
+                            f'{list(cls.arch_keys)}; optional: {list(cls.optional_arch_keys)}.')
         depths = arch['depths']
         if not isinstance(depths, (list, tuple)) or not depths or \
                 not all(isinstance(d, int) and d > 0 for d in depths):

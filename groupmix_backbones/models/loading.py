@@ -23,7 +23,7 @@ def _arch_text(backbone) -> str:
 
 def _some(keys: List[str]) -> str:
     more = f' (+{len(keys) - SHOWN} more)' if len(keys) > SHOWN else ''
-    return ', '.join(keys[:SHOWN]) + more
+    return '; '.join(keys[:SHOWN]) + more
 
 
 def _official_hint(state_dict) -> str:
@@ -50,18 +50,16 @@ def check_backbone_state(backbone, state_dict, prefix: str) -> None:
     unexpected = [key for key in present if key not in ours and not key.startswith(optional)]
     if not (missing or mismatched or unexpected):
         return
-    matched = len(ours) - len(missing) - len(mismatched)
+    matched = sum(key in state_dict and torch.is_tensor(state_dict[key])
+                  and state_dict[key].shape == value.shape for key, value in ours.items())
     where = f" under '{prefix}'" if prefix else ''
     lines = [f'This checkpoint does not fit {_arch_text(backbone)}: {matched} of {len(ours)} '
              f'tensors match{where}.']
-    if not present:
-        lines.append(f'It has no key{where}; it has {describe_keys(state_dict)}.'
-                     + _official_hint(state_dict))
+    if not matched:
+        lines.append(f'It has {describe_keys(state_dict)}.' + _official_hint(state_dict))
     else:
-        for kind, keys in (('missing', missing), ('shape mismatch', mismatched),
-                           ('unexpected', unexpected)):
-            if keys:
-                lines.append(f'{kind}: {_some(keys)}')
+        lines += [f'{kind}: {_some(keys)}' for kind, keys in (
+            ('missing', missing), ('shape mismatch', mismatched), ('unexpected', unexpected)) if keys]
         lines.append('It was saved from another arch or family; use the config it was trained '
                      'with, or a checkpoint of this arch.')
     raise CheckpointMismatchError('\n'.join(lines))

@@ -26,18 +26,11 @@ a bias) do not store the attention matrix: their time is quadratic, their memory
 """
 import argparse
 import gc
-import importlib.util
-import os.path as osp
 
 import torch
 
-_spec = importlib.util.spec_from_file_location(
-    'benchmark', osp.join(osp.dirname(__file__), 'benchmark.py'))
-benchmark = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(benchmark)  # also puts the repository on sys.path
-
-from groupmix_backbones.models import (FLattenCSWin, FLattenPVT, FLattenPVTv2,  # noqa: E402
-                                       FLattenSwin)
+from groupmix_backbones.analysis import measure
+from groupmix_backbones.models import FLattenCSWin, FLattenPVT, FLattenPVTv2, FLattenSwin
 
 HOSTS = {'pvt': (FLattenPVT, 'tiny'), 'pvtv2': (FLattenPVTv2, 'b0'),
          'swin': (FLattenSwin, 'tiny'), 'cswin': (FLattenCSWin, 'tiny')}
@@ -110,7 +103,7 @@ def main():
                     continue
                 model = build(host, variant, size).to(args.device)
                 inputs = torch.randn(1, 3, size, size, device=args.device)
-                seconds, memory = benchmark.measure(model, inputs, 'infer', args.repeat,
+                seconds, memory = measure(model, inputs, 'infer', args.repeat,
                                                     args.warmup)
                 del model, inputs
                 gc.collect()

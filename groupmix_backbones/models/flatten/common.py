@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from timm.layers import trunc_normal_
 
 from ..base import DenseBackbone
-from ..layers import SavedGrids, check_heads, resize_pos_embed
+from ..layers import SavedGrids, build_norm, check_heads, resize_pos_embed
 
 
 class FocusedLinearAttention(SavedGrids, nn.Module):
@@ -61,24 +61,63 @@ class FocusedLinearAttention(SavedGrids, nn.Module):
         return out + self.dwc(v_maps).reshape(B, C, N).transpose(1, 2)
 
 
+class ProjectedLinearAttention(FocusedLinearAttention):
+    """Focused linear attention of a whole map with its projections: one ``qkv`` linear layer
+    (Swin host) or ``q`` and ``kv`` (PVT hosts), and the output projection."""
+
+    def __init__(self, dim, *, fused_qkv: bool, qkv_bias=True, proj_drop=0., **kwargs):
+        super().__init__(dim, **kwargs)
+        if fused_qkv:
+            self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
+        else:
+            self.q = nn.Linear(dim, dim, bias=qkv_bias)
+            self.kv = nn.Linear(dim, 2 * dim, bias=qkv_bias)
+        self.fused_qkv = fused_qkv
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+
+    def forward(self, x, hw_shape):
+        q, k, v = self.qkv(x).chunk(3, dim=-1) if self.fused_qkv else (self.q(x),
+                                                                       *self.kv(x).chunk(2, -1))
+        return self.proj_drop(self.proj(self.attend(q, k, v, hw_shape)))
+
+
 class FLattenBackbone(DenseBackbone):
-    """Base of the FLatten hosts: attention types per stage (``L`` focused linear, ``S`` the host's
-    softmax attention), and ``grids``, each stage's map at the pre-training size (the size the
-    learned position encodings are laid out for).
+    """Base of the FLatten hosts; a host sets its archs, ``default_attn_types`` and builds its
+    stem and stages in :meth:`build_layers`.
 
     Args:
-        default_attn_types (str): The host's released attention types (linear everywhere if None).
-        pretrain_img_size (int, optional): Defaults to the arch's (224); at least 32.
-        norm_cfg (dict): Norm of the tokens (LayerNorm; each place keeps its official eps unless
-            ``norm_cfg`` sets one).
-        Other arguments: see :class:`DenseBackbone`.
+        arch (str | dict): A named arch of the host (its first by default) or a dict of settings;
+            ``attn_types`` gives each stage ``L`` (focused linear) or ``S`` (the host's softmax
+            attention), ``pretrain_img_size`` the size its learned position encodings are laid
+            out for.
+        in_channels (int): Input channels. Defaults to 3.
+        pretrain_img_size (int, optional): Overrides the arch's (224); at least 32. Other input
+            sizes interpolate the position encodings; checkpoints of other sizes load resized.
+        qkv_bias (bool): Bias of the q, k, v projections. Defaults to True.
+        focusing_factor (float): Power of the focused kernel. Defaults to 3.
+        kernel_size (int): Kernel of the depthwise rank-restoring conv. Defaults to 5.
+        drop_rate / attn_drop_rate / drop_path_rate (float): Dropouts and stochastic depth.
+        final_norm (bool): LayerNorm the last output (the classifier's norm). Defaults to False.
+        norm_cfg (dict): Norm of the tokens: LayerNorm, each place keeping its official eps
+            unless ``norm_cfg`` sets one.
+        out_indices, frozen_stages, norm_eval, with_cp, init_cfg: see :class:`DenseBackbone`.
     """
 
-    def __init__(self, *, arch, default_attn_types=None, pretrain_img_size=None,
-                 norm_cfg=dict(type='LN'), **kwargs):
-        super().__init__(arch=arch, **kwargs)
+    default_attn_types = None  # linear everywhere
+    out_norm_eps = 1e-5
+    has_final_norm = True
+
+    def __init__(self, arch=None, in_channels=3, pretrain_img_size=None, qkv_bias=True,
+                 focusing_factor=3, kernel_size=5, drop_rate=0., attn_drop_rate=0.,
+                 drop_path_rate=0., out_indices=(0, 1, 2, 3), frozen_stages=-1, norm_eval=False,
+                 final_norm=False, norm_cfg=dict(type='LN'), with_cp=False, init_cfg=None):
+        super().__init__(arch=arch or next(iter(self.arch_zoo)), in_channels=in_channels,
+                         out_indices=out_indices, frozen_stages=frozen_stages,
+                         norm_eval=norm_eval, with_cp=with_cp, drop_path_rate=drop_path_rate,
+                         init_cfg=init_cfg)
         name, settings, n = type(self).__name__, self.arch_settings, self.num_stages
-        attn_types = settings.get('attn_types', default_attn_types or 'L' * n)
+        attn_types = settings.get('attn_types', self.default_attn_types or 'L' * n)
         if not isinstance(attn_types, str) or len(attn_types) != n or set(attn_types) - set('LS'):
             raise ValueError(f'{name} attn_types must give L (focused linear) or S (softmax) for '
                              f'each of the {n} stages, got {attn_types!r}.')
@@ -86,9 +125,25 @@ class FLattenBackbone(DenseBackbone):
         if not isinstance(size, int) or size < 2 ** (n + 1):
             raise ValueError(f'{name} pretrain_img_size must be an int of at least {2 ** (n + 1)} '
                              f'(one token in the last stage), got {size!r}.')
+        if dict(norm_cfg).get('type') != 'LN':
+            raise ValueError(f"{name} norms tokens over their channels: norm_cfg must be of type "
+                             f"'LN' (e.g. dict(type='LN', eps=1e-6)), got {norm_cfg!r}.")
+        if final_norm and not self.has_final_norm:
+            raise ValueError(f'{name} has no final_norm: every stage ends in its own norm.')
         self.attn_types = attn_types
         self.grids = [(size // 2 ** (i + 2), ) * 2 for i in range(n)]
         self.norm_cfg = dict(norm_cfg)
+        self.block_options = dict(qkv_bias=qkv_bias, focusing_factor=focusing_factor,
+                                  kernel_size=kernel_size, drop_rate=drop_rate,
+                                  attn_drop_rate=attn_drop_rate, norm_cfg=self.norm_cfg)
+        self.build_layers(in_channels=in_channels, drop_rate=drop_rate)
+        self.out_norm = build_norm(self.norm_cfg, self.embed_dims[-1],
+                                   eps=self.out_norm_eps) if final_norm else None
+        self._freeze_stages()
+
+    def build_layers(self, *, in_channels, drop_rate):
+        """Set ``embed_dims``, ``patch_embed`` and ``stages`` (blocks take ``block_options``)."""
+        raise NotImplementedError
 
     def init_module(self, module):
         super().init_module(module)

@@ -74,8 +74,8 @@ class CSWinBlock(nn.Module):
     heads each: vertical and horizontal), output projection, MLP; pre-norm residuals."""
 
     def __init__(self, dim, *, num_heads, attn_type, split_size, whole_map, pos_hw, mlp_ratio,
-                 qkv_bias, focusing_factor, kernel_size, drop_rate, attn_drop_rate, drop_path_rate,
-                 norm_cfg):
+                 drop_path_rate, qkv_bias, focusing_factor, kernel_size, drop_rate,
+                 attn_drop_rate, norm_cfg):
         super().__init__()
         self.norm1 = build_norm(norm_cfg, dim)
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
@@ -117,15 +117,11 @@ class FLattenCSWin(FLattenBackbone):
     """FLatten-CSWin backbone: CSWin with whole-map focused linear attention in the ``L`` stages and
     cross-shaped stripe softmax attention (LePE) in the ``S`` stages.
 
-    Args:
-        arch (str | dict): ``tiny``, ``small``, ``base`` (224) or ``base_384`` (official 384 model),
-            or a dict with ``embed_dims`` (stage-1 channels, doubled per stage), ``depths``,
-            ``num_heads``, ``split_sizes`` (per stage) and optionally ``attn_types`` (``'LLSS'``),
-            ``mlp_ratio`` (4) and ``pretrain_img_size`` (224).
-        pretrain_img_size (int, optional): Image size the linear attention's position encodings are
-            sized for; defaults to the arch's.
-        final_norm (bool): LayerNorm the last output (the classifier's norm). Defaults to False.
-        The other arguments are those of :class:`FLattenPVT`.
+    ``arch``: ``tiny`` (default), ``small``, ``base`` (224) or ``base_384`` (official 384
+    model), or a dict with ``embed_dims`` (stage-1 channels, doubled per stage), ``depths``,
+    ``num_heads``, ``split_sizes`` (per stage) and optionally ``attn_types`` (``'LLSS'``),
+    ``mlp_ratio`` (4) and ``pretrain_img_size`` (224). The other arguments:
+    :class:`~groupmix_backbones.models.flatten.common.FLattenBackbone`.
 
     A block attends over the whole map (one branch) in the last stage and where the split size is
     at least the pre-training map (the released linear stages: 56-28 at 224, 96-48 at 384);
@@ -146,15 +142,9 @@ class FLattenCSWin(FLattenBackbone):
     arch_keys = ('embed_dims', 'depths', 'num_heads', 'split_sizes')
     optional_arch_keys = ('attn_types', 'mlp_ratio', 'pretrain_img_size')
 
-    def __init__(self, arch='tiny', in_channels=3, pretrain_img_size=None, qkv_bias=True,
-                 focusing_factor=3, kernel_size=5, drop_rate=0., attn_drop_rate=0.,
-                 drop_path_rate=0., out_indices=(0, 1, 2, 3), frozen_stages=-1, norm_eval=False,
-                 final_norm=False, norm_cfg=dict(type='LN'), with_cp=False, init_cfg=None):
-        super().__init__(arch=arch, default_attn_types='LLSS', in_channels=in_channels,
-                         pretrain_img_size=pretrain_img_size, norm_cfg=norm_cfg,
-                         drop_path_rate=drop_path_rate, out_indices=out_indices,
-                         frozen_stages=frozen_stages, norm_eval=norm_eval, with_cp=with_cp,
-                         init_cfg=init_cfg)
+    default_attn_types = 'LLSS'
+
+    def build_layers(self, *, in_channels, drop_rate):
         settings, grids, norm_cfg = self.arch_settings, self.grids, self.norm_cfg
         dims = self.embed_dims = [settings['embed_dims'] * 2 ** i for i in range(self.num_stages)]
         splits, last = settings['split_sizes'], self.num_stages - 1
@@ -164,12 +154,8 @@ class FLattenCSWin(FLattenBackbone):
             Stage([CSWinBlock(dims[i], num_heads=settings['num_heads'][i],
                               attn_type=self.attn_types[i], split_size=splits[i],
                               whole_map=i == last or splits[i] >= grids[i][0], pos_hw=grids[i],
-                              mlp_ratio=settings.get('mlp_ratio', 4.), qkv_bias=qkv_bias,
-                              focusing_factor=focusing_factor, kernel_size=kernel_size,
-                              drop_rate=drop_rate, attn_drop_rate=attn_drop_rate,
-                              drop_path_rate=rate, norm_cfg=norm_cfg) for rate in rates],
+                              mlp_ratio=settings.get('mlp_ratio', 4.), drop_path_rate=rate,
+                              **self.block_options) for rate in rates],
                   downsample=ConvPatchEmbed(dims[i - 1], dims[i], kernel_size=3, stride=2,
                                             padding=1, norm_cfg=norm_cfg) if i else None)
             for i, rates in enumerate(self.drop_path_rates))
-        self.out_norm = build_norm(norm_cfg, dims[-1]) if final_norm else None
-        self._freeze_stages()

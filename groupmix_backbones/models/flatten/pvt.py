@@ -4,40 +4,22 @@ import torch.nn as nn
 from ...registry import register_backbone
 from ..base import Stage
 from ..layers import ConvPatchEmbed, Mlp, SpatialReductionAttention, build_norm, drop_path
-from .common import FLattenBackbone, FocusedLinearAttention
-
-
-class PVTLinearAttention(FocusedLinearAttention):
-    """Focused linear attention of a PVT block: q and kv projections of the whole map."""
-
-    def __init__(self, dim, *, num_heads, pos_hw, qkv_bias=True, proj_drop=0., focusing_factor=3,
-                 kernel_size=5):
-        super().__init__(dim, num_heads=num_heads, pos_hw=pos_hw, focusing_factor=focusing_factor,
-                         kernel_size=kernel_size)
-        self.q = nn.Linear(dim, dim, bias=qkv_bias)
-        self.kv = nn.Linear(dim, 2 * dim, bias=qkv_bias)
-        self.proj = nn.Linear(dim, dim)
-        self.proj_drop = nn.Dropout(proj_drop)
-
-    def forward(self, x, hw_shape):
-        k, v = self.kv(x).chunk(2, dim=-1)
-        return self.proj_drop(self.proj(self.attend(self.q(x), k, v, hw_shape)))
+from .common import FLattenBackbone, ProjectedLinearAttention
 
 
 class PVTBlock(nn.Module):
     """Pre-norm attention (focused linear, or spatial-reduction softmax) and MLP residuals; the
     PVTv2 MLP (``conv_mlp``) has a depthwise conv."""
 
-    def __init__(self, dim, *, num_heads, mlp_ratio, attn_type, pos_hw, sr_ratio, qkv_bias,
-                 focusing_factor, kernel_size, drop_rate, attn_drop_rate, drop_path_rate,
-                 conv_mlp, norm_cfg):
+    def __init__(self, dim, *, num_heads, mlp_ratio, attn_type, pos_hw, sr_ratio, conv_mlp,
+                 drop_path_rate, qkv_bias, focusing_factor, kernel_size, drop_rate,
+                 attn_drop_rate, norm_cfg):
         super().__init__()
         self.norm1 = build_norm(norm_cfg, dim, eps=1e-6)
         if attn_type == 'L':
-            self.attn = PVTLinearAttention(dim, num_heads=num_heads, pos_hw=pos_hw,
-                                           qkv_bias=qkv_bias, proj_drop=drop_rate,
-                                           focusing_factor=focusing_factor,
-                                           kernel_size=kernel_size)
+            self.attn = ProjectedLinearAttention(
+                dim, fused_qkv=False, num_heads=num_heads, pos_hw=pos_hw, qkv_bias=qkv_bias,
+                proj_drop=drop_rate, focusing_factor=focusing_factor, kernel_size=kernel_size)
         else:
             self.attn = SpatialReductionAttention(dim, num_heads=num_heads, sr_ratio=sr_ratio,
                                                   qkv_bias=qkv_bias, attn_drop=attn_drop_rate,
@@ -57,12 +39,11 @@ class _PVTHost(FLattenBackbone):
 
     arch_keys = ('embed_dims', 'depths', 'num_heads', 'mlp_ratios')
     optional_arch_keys = ('attn_types', 'sr_ratios', 'pretrain_img_size')
+    out_norm_eps = 1e-6
     version = 1
 
-    def __init__(self, *, arch, in_channels, qkv_bias, focusing_factor, kernel_size, drop_rate,
-                 attn_drop_rate, final_norm, **kwargs):
-        super().__init__(arch=arch, in_channels=in_channels, **kwargs)
-        settings, grids, norm_cfg = self.arch_settings, self.grids, self.norm_cfg
+    def build_layers(self, *, in_channels, drop_rate):
+        settings, grids = self.arch_settings, self.grids
         dims = self.embed_dims = list(settings['embed_dims'])
         sr_ratios = settings.get('sr_ratios', [8, 4, 2, 1][-self.num_stages:])
         v2 = self.version == 2
@@ -72,23 +53,18 @@ class _PVTHost(FLattenBackbone):
             kernel = 2 * stride - 1 if v2 else stride
             return ConvPatchEmbed(in_channels if i == 0 else dims[i - 1], dims[i],
                                   kernel_size=kernel, stride=stride,
-                                  padding=kernel // 2 if v2 else 0, norm_cfg=norm_cfg,
+                                  padding=kernel // 2 if v2 else 0, norm_cfg=self.norm_cfg,
                                   pos_hw=None if v2 else grids[i], drop_rate=drop_rate)
 
         self.patch_embed = embed(0)
         self.stages = nn.ModuleList(
             Stage([PVTBlock(dims[i], num_heads=settings['num_heads'][i],
                             mlp_ratio=settings['mlp_ratios'][i], attn_type=self.attn_types[i],
-                            pos_hw=grids[i], sr_ratio=sr_ratios[i], qkv_bias=qkv_bias,
-                            focusing_factor=focusing_factor, kernel_size=kernel_size,
-                            drop_rate=drop_rate, attn_drop_rate=attn_drop_rate,
-                            drop_path_rate=rate, conv_mlp=v2, norm_cfg=norm_cfg)
-                   for rate in rates],
+                            pos_hw=grids[i], sr_ratio=sr_ratios[i], conv_mlp=v2,
+                            drop_path_rate=rate, **self.block_options) for rate in rates],
                   downsample=embed(i) if i else None,
-                  norm=build_norm(norm_cfg, dims[i], eps=1e-6) if v2 else None)
+                  norm=build_norm(self.norm_cfg, dims[i], eps=1e-6) if v2 else None)
             for i, rates in enumerate(self.drop_path_rates))
-        self.out_norm = build_norm(norm_cfg, dims[-1], eps=1e-6) if final_norm else None
-        self._freeze_stages()
 
     def init_module(self, module):
         super().init_module(module)
@@ -107,24 +83,13 @@ _PVT_COMMON = dict(embed_dims=[64, 128, 320, 512], num_heads=[1, 2, 5, 8], mlp_r
 class FLattenPVT(_PVTHost):
     """FLatten-PVT backbone: PVT with focused linear attention in every stage.
 
-    Args:
-        arch (str | dict): ``tiny``, ``small``, ``medium``, ``large`` (official FLatten-PVT-T/S/M/B,
-            the last built by ``flatten_pvt_large``), or a dict with ``embed_dims``, ``depths``,
-            ``num_heads``, ``mlp_ratios`` and optionally ``attn_types`` (``'LLLL'``; ``S`` =
-            spatial-reduction softmax attention), ``sr_ratios`` (of the S stages, ``[8, 4, 2, 1]``)
-            and ``pretrain_img_size``.
-        in_channels (int): Input channels. Defaults to 3.
-        pretrain_img_size (int, optional): Image size the position embeddings are sized for;
-            defaults to the arch's (224). Other input sizes interpolate them; checkpoints of other
-            sizes load with their grids resized.
-        qkv_bias (bool): Bias of the q and kv projections. Defaults to True.
-        focusing_factor (float): Power of the focused kernel. Defaults to 3.
-        kernel_size (int): Kernel of the depthwise rank-restoring conv. Defaults to 5.
-        drop_rate / attn_drop_rate / drop_path_rate (float): Dropouts and stochastic depth.
-        final_norm (bool): LayerNorm the last output. Defaults to False: the official FLatten-PVT
-            classifier averages the un-normed last stage (its ``norm`` is built but never used).
-        norm_cfg (dict): Token norms (LayerNorm, official eps per place unless set here).
-        out_indices, frozen_stages, norm_eval, with_cp, init_cfg: see :class:`DenseBackbone`.
+    ``arch``: ``tiny`` (default), ``small``, ``medium``, ``large`` (official FLatten-PVT-T/S/M/B,
+    the last built by ``flatten_pvt_large``), or a dict with ``embed_dims``, ``depths``,
+    ``num_heads``, ``mlp_ratios`` and optionally ``attn_types`` (``'LLLL'``; ``S`` =
+    spatial-reduction softmax attention), ``sr_ratios`` (of the S stages, ``[8, 4, 2, 1]``) and
+    ``pretrain_img_size``. ``final_norm`` defaults to False: the official FLatten-PVT classifier
+    averages the un-normed last stage (its ``norm`` is built but never used). The other arguments:
+    :class:`~groupmix_backbones.models.flatten.common.FLattenBackbone`.
     """
 
     arch_zoo = {
@@ -135,29 +100,16 @@ class FLattenPVT(_PVTHost):
     }
     version = 1
 
-    def __init__(self, arch='tiny', in_channels=3, pretrain_img_size=None, qkv_bias=True,
-                 focusing_factor=3, kernel_size=5, drop_rate=0., attn_drop_rate=0.,
-                 drop_path_rate=0., out_indices=(0, 1, 2, 3), frozen_stages=-1, norm_eval=False,
-                 final_norm=False, norm_cfg=dict(type='LN'), with_cp=False, init_cfg=None):
-        super().__init__(arch=arch, in_channels=in_channels, pretrain_img_size=pretrain_img_size,
-                         qkv_bias=qkv_bias, focusing_factor=focusing_factor,
-                         kernel_size=kernel_size, drop_rate=drop_rate,
-                         attn_drop_rate=attn_drop_rate, drop_path_rate=drop_path_rate,
-                         out_indices=out_indices, frozen_stages=frozen_stages,
-                         norm_eval=norm_eval, final_norm=final_norm, norm_cfg=norm_cfg,
-                         with_cp=with_cp, init_cfg=init_cfg)
-
 
 @register_backbone
 class FLattenPVTv2(_PVTHost):
     """FLatten-PVTv2 backbone: PVTv2 (overlapping patch embeddings, conv MLP, a LayerNorm ending
     every stage) with focused linear attention in every stage.
 
-    Args:
-        arch (str | dict): ``b0`` .. ``b5`` (official FLatten-PVTv2-B0..B5), or a dict as for
-            :class:`FLattenPVT`.
-        Every stage output is normed by its own LayerNorm (official), so there is no ``final_norm``;
-        the other arguments are those of :class:`FLattenPVT`.
+    ``arch``: ``b0`` (default) .. ``b5`` (official FLatten-PVTv2-B0..B5), or a dict as for
+    :class:`FLattenPVT`. Every stage output is normed by its own LayerNorm (official), so
+    ``final_norm`` is not an option. The other arguments:
+    :class:`~groupmix_backbones.models.flatten.common.FLattenBackbone`.
     """
 
     arch_zoo = {
@@ -169,15 +121,4 @@ class FLattenPVTv2(_PVTHost):
         'b5': dict(_PVT_COMMON, depths=[3, 6, 40, 3], mlp_ratios=[4, 4, 4, 4]),
     }
     version = 2
-
-    def __init__(self, arch='b0', in_channels=3, pretrain_img_size=None, qkv_bias=True,
-                 focusing_factor=3, kernel_size=5, drop_rate=0., attn_drop_rate=0.,
-                 drop_path_rate=0., out_indices=(0, 1, 2, 3), frozen_stages=-1, norm_eval=False,
-                 norm_cfg=dict(type='LN'), with_cp=False, init_cfg=None):
-        super().__init__(arch=arch, in_channels=in_channels, pretrain_img_size=pretrain_img_size,
-                         qkv_bias=qkv_bias, focusing_factor=focusing_factor,
-                         kernel_size=kernel_size, drop_rate=drop_rate,
-                         attn_drop_rate=attn_drop_rate, drop_path_rate=drop_path_rate,
-                         out_indices=out_indices, frozen_stages=frozen_stages,
-                         norm_eval=norm_eval, final_norm=False, norm_cfg=norm_cfg,
-                         with_cp=with_cp, init_cfg=init_cfg)
+    has_final_norm = False

@@ -5,37 +5,21 @@ from ...registry import register_backbone
 from ..base import Stage
 from ..layers import (ConvPatchEmbed, Mlp, PatchMerging, ShiftedWindowAttention, build_norm,
                       drop_path)
-from .common import FLattenBackbone, FocusedLinearAttention
-
-
-class SwinLinearAttention(FocusedLinearAttention):
-    """Focused linear attention of a Swin block, on the whole map (qkv projection)."""
-
-    def __init__(self, dim, *, num_heads, pos_hw, qkv_bias=True, proj_drop=0., focusing_factor=3,
-                 kernel_size=5):
-        super().__init__(dim, num_heads=num_heads, pos_hw=pos_hw, focusing_factor=focusing_factor,
-                         kernel_size=kernel_size)
-        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
-        self.proj = nn.Linear(dim, dim)
-        self.proj_drop = nn.Dropout(proj_drop)
-
-    def forward(self, x, hw_shape):
-        return self.proj_drop(self.proj(self.attend(*self.qkv(x).chunk(3, dim=-1), hw_shape)))
+from .common import FLattenBackbone, ProjectedLinearAttention
 
 
 class SwinBlock(nn.Module):
     """Pre-norm attention (global focused linear, or shifted-window softmax) and MLP residuals."""
 
     def __init__(self, dim, *, num_heads, attn_type, window_size, shifted, pos_hw, mlp_ratio,
-                 qkv_bias, focusing_factor, kernel_size, drop_rate, attn_drop_rate, drop_path_rate,
-                 norm_cfg):
+                 drop_path_rate, qkv_bias, focusing_factor, kernel_size, drop_rate,
+                 attn_drop_rate, norm_cfg):
         super().__init__()
         self.norm1 = build_norm(norm_cfg, dim)
         if attn_type == 'L':
-            self.attn = SwinLinearAttention(dim, num_heads=num_heads, pos_hw=pos_hw,
-                                            qkv_bias=qkv_bias, proj_drop=drop_rate,
-                                            focusing_factor=focusing_factor,
-                                            kernel_size=kernel_size)
+            self.attn = ProjectedLinearAttention(
+                dim, fused_qkv=True, num_heads=num_heads, pos_hw=pos_hw, qkv_bias=qkv_bias,
+                proj_drop=drop_rate, focusing_factor=focusing_factor, kernel_size=kernel_size)
         else:
             self.attn = ShiftedWindowAttention(dim, num_heads=num_heads, window_size=window_size,
                                                shifted=shifted, qkv_bias=qkv_bias,
@@ -54,16 +38,12 @@ class FLattenSwin(FLattenBackbone):
     """FLatten-Swin backbone: Swin with global focused linear attention in the ``L`` stages and
     shifted-window softmax attention in the ``S`` stages.
 
-    Args:
-        arch (str | dict): ``tiny``, ``small``, ``base`` (224, official window 56 -> softmax windows
-            7) or ``base_384`` (official 384 fine-tuned model: window 96 -> softmax windows 12), or a
-            dict with ``embed_dims`` (stage-1 channels, doubled per stage), ``depths``,
-            ``num_heads``, ``window_size`` (softmax windows) and optionally ``attn_types``
-            (``'LLSS'``), ``mlp_ratio`` (4) and ``pretrain_img_size`` (224).
-        pretrain_img_size (int, optional): Image size the linear attention's position encodings
-            (one per stage-map token) and the window clipping are set for; defaults to the arch's.
-        final_norm (bool): LayerNorm the last output (the classifier's norm). Defaults to False.
-        The other arguments are those of :class:`FLattenPVT`.
+    ``arch``: ``tiny`` (default), ``small``, ``base`` (224, official window 56 -> softmax
+    windows 7) or ``base_384`` (official 384 fine-tuned model: window 96 -> softmax windows 12),
+    or a dict with ``embed_dims`` (stage-1 channels, doubled per stage), ``depths``,
+    ``num_heads``, ``window_size`` (softmax windows) and optionally ``attn_types`` (``'LLSS'``),
+    ``mlp_ratio`` (4) and ``pretrain_img_size`` (224; the window clipping follows it). The other
+    arguments: :class:`~groupmix_backbones.models.flatten.common.FLattenBackbone`.
 
     Linear-attention stages attend over the whole map (the released 56 / 96 windows equal the
     stage-1 map of the 224 / 384 models, so their linear blocks are global); softmax windows are
@@ -84,30 +64,21 @@ class FLattenSwin(FLattenBackbone):
     arch_keys = ('embed_dims', 'depths', 'num_heads', 'window_size')
     optional_arch_keys = ('attn_types', 'mlp_ratio', 'pretrain_img_size')
 
-    def __init__(self, arch='tiny', in_channels=3, pretrain_img_size=None, qkv_bias=True,
-                 focusing_factor=3, kernel_size=5, drop_rate=0., attn_drop_rate=0.,
-                 drop_path_rate=0., out_indices=(0, 1, 2, 3), frozen_stages=-1, norm_eval=False,
-                 final_norm=False, norm_cfg=dict(type='LN'), with_cp=False, init_cfg=None):
-        super().__init__(arch=arch, default_attn_types='LLSS', in_channels=in_channels,
-                         pretrain_img_size=pretrain_img_size, norm_cfg=norm_cfg,
-                         drop_path_rate=drop_path_rate, out_indices=out_indices,
-                         frozen_stages=frozen_stages, norm_eval=norm_eval, with_cp=with_cp,
-                         init_cfg=init_cfg)
-        settings, grids, norm_cfg = self.arch_settings, self.grids, self.norm_cfg
+    default_attn_types = 'LLSS'
+
+    def build_layers(self, *, in_channels, drop_rate):
+        settings, grids = self.arch_settings, self.grids
         dims = self.embed_dims = [settings['embed_dims'] * 2 ** i for i in range(self.num_stages)]
         self.patch_embed = ConvPatchEmbed(in_channels, dims[0], kernel_size=4, stride=4,
-                                          norm_cfg=norm_cfg, drop_rate=drop_rate)
+                                          norm_cfg=self.norm_cfg, drop_rate=drop_rate)
         self.stages = nn.ModuleList(
             Stage([SwinBlock(dims[i], num_heads=settings['num_heads'][i],
                              attn_type=self.attn_types[i],
                              window_size=min(settings['window_size'], grids[i][0]),
                              shifted=j % 2 == 1, pos_hw=grids[i],
-                             mlp_ratio=settings.get('mlp_ratio', 4.), qkv_bias=qkv_bias,
-                             focusing_factor=focusing_factor, kernel_size=kernel_size,
-                             drop_rate=drop_rate, attn_drop_rate=attn_drop_rate,
-                             drop_path_rate=rate, norm_cfg=norm_cfg)
+                             mlp_ratio=settings.get('mlp_ratio', 4.), drop_path_rate=rate,
+                             **self.block_options)
                    for j, rate in enumerate(rates)],
-                  downsample=PatchMerging(dims[i - 1], dims[i], norm_cfg=norm_cfg) if i else None)
+                  downsample=PatchMerging(dims[i - 1], dims[i],
+                                          norm_cfg=self.norm_cfg) if i else None)
             for i, rates in enumerate(self.drop_path_rates))
-        self.out_norm = build_norm(norm_cfg, dims[-1]) if final_norm else None
-        self._freeze_stages()

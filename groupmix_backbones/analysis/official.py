@@ -1,0 +1,110 @@
+"""Our classifiers against the official implementations, from a clone the user points at (never
+vendored): the official model is built with random weights, converted by our converter, loaded
+strictly into the classifier of our config, and both are run on the same input."""
+import importlib.util
+import os.path as osp
+import sys
+import types
+from typing import Callable, Dict, NamedTuple
+
+import torch
+from mmengine.config import Config
+
+from ..converters import FORMATS
+from .model import build_model
+
+
+class OfficialModel(NamedTuple):
+    module: str  # file in the official repository, e.g. 'models/flatten_swin.py'
+    build: Callable  # (module, arch name, our arch settings, image size) -> classifier
+    stubs: tuple = ()  # debugging-only imports of the official module that may be missing
+
+
+def _flatten_kwargs(settings):
+    return dict(focusing_factor=3, kernel_size=5, attn_type=settings['attn_types'])
+
+
+def _cswin_factory(arch):
+    return {'tiny': 'FLatten_CSWin_64_24181_tiny_224', 'small': 'FLatten_CSWin_64_24322_small_224',
+            'base': 'FLatten_CSWin_96_36292_base_224',
+            'base_384': 'FLatten_CSWin_96_36292_base_384'}[arch]
+
+
+OFFICIAL: Dict[str, OfficialModel] = {
+    'GroupMixFormer': OfficialModel(
+        'models/groupmixformer.py', lambda m, arch, s, size: m.GroupMixFormer(
+            embedding_dims=s['embed_dims'], serial_depths=s['depths'], mlp_ratios=s['mlp_ratios'],
+            drop_path_rate=0.), stubs=('ipdb', )),
+    'FLattenPVT': OfficialModel(
+        'models/flatten_pvt.py', lambda m, arch, s, size: getattr(m, f'flatten_pvt_{arch}')(
+            la_sr_ratios='1111', **_flatten_kwargs(s))),
+    'FLattenPVTv2': OfficialModel(
+        'models/flatten_pvt_v2.py', lambda m, arch, s, size: getattr(m, f'flatten_pvt_v2_{arch}')(
+            la_sr_ratios='1111', **_flatten_kwargs(s))),
+    'FLattenSwin': OfficialModel(
+        'models/flatten_swin.py', lambda m, arch, s, size: m.FLattenSwinTransformer(
+            img_size=size, embed_dim=s['embed_dims'], depths=s['depths'],
+            num_heads=s['num_heads'], window_size=size // 4, **_flatten_kwargs(s))),
+    'FLattenCSWin': OfficialModel(
+        'models/flatten_cswin.py', lambda m, arch, s, size: getattr(m, _cswin_factory(arch))(
+            img_size=size, la_split_size='-'.join(str(size // 2 ** i) for i in range(2, 6)),
+            **_flatten_kwargs(s))),
+}
+
+
+def import_official(repo: str, module: str, stubs=()):
+    """Import the file ``module`` of the official clone ``repo`` as a module of its own."""
+    path = osp.join(repo, module)
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'{path} does not exist: --official-repo must be a clone of the '
+                                f'official repository (it has {module}).')
+    for name in stubs:
+        sys.modules.setdefault(name, types.ModuleType(name))
+    name = 'official_' + osp.splitext(osp.basename(module))[0]
+    spec = importlib.util.spec_from_file_location(name, path)
+    loaded = sys.modules[name] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loaded)
+    return loaded
+
+
+@torch.no_grad()
+def randomise(model: torch.nn.Module, seed: int = 0):
+    """Random weights everywhere (also the zero-initialised tables) and norm statistics."""
+    generator = torch.Generator().manual_seed(seed)
+    for param in model.parameters():
+        param.add_(0.02 * torch.randn(param.shape, generator=generator))
+    for name, buffer in model.named_buffers():
+        if name.endswith('running_mean'):
+            buffer.copy_(0.1 * torch.randn(buffer.shape, generator=generator))
+        elif name.endswith('running_var'):
+            buffer.copy_(0.5 + torch.rand(buffer.shape, generator=generator))
+
+
+def compare(config: str, official_repo: str, seed: int = 0, batch_size: int = 2):
+    """Largest absolute difference between the official model's logits and those of our
+    classifier from ``config`` loaded with its converted weights; also returns the input size."""
+    cfg = Config.fromfile(config)
+    ours, scope = build_model(cfg)
+    backbone = cfg.model.backbone
+    if scope != 'mmpretrain' or backbone.type not in OFFICIAL:
+        raise ValueError(f'{config}: an mmpretrain classifier config of one of '
+                         f'{sorted(OFFICIAL)} is needed, got {backbone.type} ({scope}).')
+    if not isinstance(backbone.get('arch'), str):
+        raise ValueError(f'{config}: the official model is built from a named arch, got '
+                         f'{backbone.get("arch")!r}.')
+    spec = OFFICIAL[backbone.type]
+    settings = ours.backbone.arch_settings
+    size = settings.get('pretrain_img_size', 224)
+    official = spec.build(import_official(official_repo, spec.module, spec.stubs), backbone.arch,
+                          settings, size).eval()
+    randomise(official, seed)
+    fmt = next(f for f in FORMATS if backbone.type in f.rules)
+    state, detected = fmt.convert(official.state_dict())
+    if detected != backbone.type:
+        raise ValueError(f'The official checkpoint was recognised as {detected}, the config builds '
+                         f'{backbone.type}.')
+    ours.load_state_dict(state, strict=True)
+    inputs = torch.randn(batch_size, 3, size, size, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        diff = (ours(inputs, mode='tensor') - official(inputs)).abs().max().item()
+    return diff, size

@@ -1,0 +1,158 @@
+"""The contract every registered backbone keeps, checked for every class and every named arch.
+
+A new family gets these checks by registering with ``register_backbone``. Forwards use each arch's
+settings with one block per stage (full widths, windows, heads); the full archs build on the meta
+device.
+"""
+import inspect
+import math
+
+import pytest
+import torch
+from mmengine.registry import DefaultScope
+from torch.nn.modules.batchnorm import _BatchNorm
+
+import groupmix_backbones  # noqa: F401
+from groupmix_backbones.registry import BACKBONES
+
+ARCHS = [(cls, name) for cls in BACKBONES for name in cls.arch_zoo]
+IDS = [f'{cls.__name__}-{name}' for cls, name in ARCHS]
+SIZES = [(33, 65), (97, 131), (224, 224)]
+SCOPES = ('mmpretrain', 'mmdet', 'mmseg')
+
+
+def one_block_arch(cls, name):
+    arch = dict(cls.arch_zoo[name])
+    arch['depths'] = [1] * len(arch['depths'])
+    return arch
+
+
+def build(cls, name, **kwargs):
+    if 'final_norm' in inspect.signature(cls).parameters and getattr(cls, 'has_final_norm', True):
+        kwargs.setdefault('final_norm', True)  # output norms are part of the contract
+    torch.manual_seed(0)
+    return cls(arch=one_block_arch(cls, name), **kwargs)
+
+
+def expected_hw(H, W):
+    return [(math.ceil(H / s), math.ceil(W / s)) for s in (4, 8, 16, 32)]
+
+
+def test_every_family_is_covered():
+    names = {cls.__name__ for cls in BACKBONES}
+    assert {'GroupMixFormer', 'FLattenPVT', 'FLattenPVTv2', 'FLattenSwin', 'FLattenCSWin'} <= names
+    assert all(cls.arch_zoo for cls in BACKBONES)
+
+
+@pytest.mark.parametrize('cls,name', ARCHS, ids=IDS)
+def test_full_arch_builds_on_meta(cls, name):
+    with torch.device('meta'):
+        model = cls(arch=name, drop_path_rate=0.1)
+    assert all(p.is_meta for p in model.parameters())
+    assert len(model.embed_dims) == model.num_stages == len(model.arch_settings['depths'])
+
+
+@pytest.mark.parametrize('scope', SCOPES)
+@pytest.mark.parametrize('cls,name', ARCHS, ids=IDS)
+def test_builds_in_every_scope(cls, name, scope):
+    models = __import__(f'{scope}.registry', fromlist=['MODELS']).MODELS
+    with DefaultScope.overwrite_default_scope(scope):
+        model = models.build(dict(type=cls.__name__, arch=one_block_arch(cls, name)))
+    assert type(model) is cls
+
+
+@pytest.mark.parametrize('cls,name', ARCHS, ids=IDS)
+def test_any_size_gives_strides_4_to_32(cls, name):
+    model = build(cls, name).eval()
+    assert model.out_channels == model.embed_dims
+    assert [f['num_chs'] for f in model.feature_info] == model.embed_dims
+    assert [f['reduction'] for f in model.feature_info] == [4, 8, 16, 32]
+    for H, W in SIZES:
+        with torch.no_grad():
+            outs = model(torch.randn(2, 3, H, W))
+        assert [tuple(o.shape[2:]) for o in outs] == expected_hw(H, W), (H, W)
+        assert [o.shape[1] for o in outs] == model.embed_dims
+        assert all(o.shape[0] == 2 and o.isfinite().all() for o in outs)
+    model = build(cls, name, out_indices=(1, -1)).eval()
+    with torch.no_grad():
+        outs = model(torch.randn(1, 3, 45, 37))
+    assert [tuple(o.shape[1:]) for o in outs] == [
+        (model.embed_dims[i], *expected_hw(45, 37)[i]) for i in (1, 3)]
+
+
+def upstream_parameters(cls, name, stage):
+    """Names of the parameters that the output of ``stage`` (0-based) depends on, found by
+    autograd on an unfrozen model (independently of the class's own notion of its stem)."""
+    model = build(cls, name).train()
+    outs = model(torch.randn(2, 3, 33, 65))
+    outs[stage].sum().backward()
+    return {n for n, p in model.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize('cls,name', ARCHS, ids=IDS)
+def test_frozen_stages(cls, name):
+    for k in (1, len(cls.arch_zoo[name]['depths'])):
+        model = build(cls, name, frozen_stages=k)
+        model.train()
+        frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+        everything = {n for n, _ in model.named_parameters()}
+        expected = everything if k == model.num_stages else upstream_parameters(cls, name, k - 1)
+        assert frozen == expected, (k, sorted(frozen ^ expected)[:5])
+        for module_name, module in model.named_modules():
+            own = list(module.parameters(recurse=False))
+            if own and all(not p.requires_grad for p in own):
+                assert not module.training, (k, module_name)
+            elif own:
+                assert module.training, (k, module_name)
+
+
+@pytest.mark.parametrize('cls,name', ARCHS, ids=IDS)
+def test_norm_eval_keeps_batch_norms_in_eval(cls, name):
+    model = build(cls, name, norm_eval=True).train()
+    for module_name, module in model.named_modules():
+        if isinstance(module, _BatchNorm):
+            assert not module.training, module_name
+        elif list(module.parameters(recurse=False)):
+            assert module.training, module_name
+
+
+@pytest.mark.parametrize('cls,name', ARCHS, ids=IDS)
+def test_with_cp_gives_same_outputs_and_gradients(cls, name):
+    plain = build(cls, name).train()
+    checkpointed = build(cls, name, with_cp=True).train()
+    checkpointed.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 3, 37, 45)
+    results = []
+    for model in (plain, checkpointed):
+        torch.manual_seed(1)
+        outs = model(x)
+        sum(o.square().mean() for o in outs).backward()
+        results.append((outs, {n: p.grad for n, p in model.named_parameters()}))
+    (outs_a, grads_a), (outs_b, grads_b) = results
+    for a, b in zip(outs_a, outs_b):
+        torch.testing.assert_close(a, b)
+    for n, grad in grads_a.items():
+        torch.testing.assert_close(grad, grads_b[n], rtol=1e-4, atol=1e-5, msg=n)
+
+
+@pytest.mark.parametrize('cls', BACKBONES, ids=lambda c: c.__name__)
+def test_bad_inputs_and_options_say_what_is_valid(cls):
+    name = next(iter(cls.arch_zoo))
+    model = build(cls, name).eval()
+    for bad in (torch.randn(3, 33, 65), torch.randn(0, 3, 33, 65), torch.randn(1, 4, 33, 65)):
+        with pytest.raises(ValueError, match=r'expects images \(batch >= 1, 3, H, W\)'):
+            model(bad)
+    with pytest.raises(KeyError, match='Valid names: ' + ', '.join(cls.arch_zoo)):
+        cls(arch='no-such-arch')
+    arch = one_block_arch(cls, name)
+    with pytest.raises(KeyError, match=r"unknown \['depth'\].*Required keys"):
+        cls(arch=dict(arch, depth=[1, 1, 1, 1]))
+    with pytest.raises(ValueError, match='one value per stage'):
+        cls(arch=dict(arch, depths=[1, 1, 1]))
+    for rate in (-0.1, 1.5):
+        with pytest.raises(ValueError, match=r'drop_path_rate must be in \[0, 1\]'):
+            cls(arch=arch, drop_path_rate=rate)
+    with pytest.raises(ValueError, match=r'in \[-4, 3\]'):
+        cls(arch=arch, out_indices=(0, 4))
+    with pytest.raises(ValueError, match=r'frozen_stages must be an int in \[-1, 4\]'):
+        cls(arch=arch, frozen_stages=5)

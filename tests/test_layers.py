@@ -1,0 +1,111 @@
+"""Shared layers: softmax attention through SDPA's 4-D (fusable) form, and its FLOP count."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
+
+from groupmix_backbones import FLattenCSWin, FLattenSwin
+from groupmix_backbones.analysis import count_flops
+from groupmix_backbones.models.layers import (MASK_VALUE, ShiftedWindowAttention,
+                                              relative_position_index, shifted_window_mask,
+                                              softmax_attention, window_partition,
+                                              window_reverse)
+
+
+def written_out_attention(q, k, v, mask=None):
+    logits = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    if mask is not None:
+        logits = logits + mask
+    return logits.softmax(-1) @ v
+
+
+@pytest.mark.parametrize('lead', [(), (2, ), (2, 3)])
+@pytest.mark.parametrize('masked', [False, True])
+def test_softmax_attention_matches_written_out_reference(lead, masked):
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(*lead, 4, 5, 8) for _ in range(3))
+    mask = None
+    if masked:  # padded keys per window, broadcast over heads and queries
+        valid = torch.rand(*lead, 1, 1, 5) > 0.3
+        valid[..., 0] = True
+        mask = torch.zeros(valid.shape).masked_fill(~valid, MASK_VALUE)
+    torch.testing.assert_close(softmax_attention(q, k, v, mask=mask),
+                               written_out_attention(q, k, v, mask))
+
+
+class CallRecorder(TorchFunctionMode):
+    """Records the tensor ranks of every scaled_dot_product_attention call."""
+
+    def __init__(self):
+        super().__init__()
+        self.ranks = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is F.scaled_dot_product_attention:
+            tensors = list(args[:3]) + [kwargs.get('attn_mask')]
+            self.ranks.append([t.dim() for t in tensors if t is not None])
+        return func(*args, **kwargs)
+
+
+@pytest.mark.parametrize('cls,arch', [
+    (FLattenSwin, dict(embed_dims=8, depths=[1, 2, 2, 1], num_heads=[1, 2, 2, 4], window_size=3,
+                       pretrain_img_size=64)),
+    (FLattenCSWin, dict(embed_dims=8, depths=[1, 1, 2, 1], num_heads=[2, 2, 4, 4],
+                        split_sizes=[16, 8, 2, 2], pretrain_img_size=64))])
+def test_window_and_stripe_attention_call_sdpa_in_4d(cls, arch):
+    """PyTorch's fused kernels take (batch, heads, tokens, channels) only."""
+    model = cls(arch=arch).eval()
+    with torch.no_grad(), CallRecorder() as recorder:
+        model(torch.randn(2, 3, 45, 61))  # padded windows and stripes: masks too
+    assert recorder.ranks and all(set(ranks) == {4} for ranks in recorder.ranks)
+    assert any(len(ranks) == 4 for ranks in recorder.ranks)  # with a mask
+
+
+class WrittenOutWindowAttention(torch.nn.Module):
+    """Swin window attention as the official code writes it (explicit matmuls)."""
+
+    def __init__(self, attn):
+        super().__init__()
+        self.attn = attn
+
+    def forward(self, x, hw_shape):
+        attn, (H, W), B, C = self.attn, hw_shape, x.shape[0], x.shape[2]
+        w, heads = attn.window_size, attn.num_heads
+        shift = w // 2 if attn.shifted and min(H, W) > w else 0
+        x = F.pad(x.reshape(B, H, W, C), (0, 0, 0, -W % w, 0, -H % w))
+        padded = x.shape[1:3]
+        x = x.roll((-shift, -shift), dims=(1, 2))
+        windows = window_partition(x, w)
+        q, k, v = attn.qkv(windows).reshape(windows.shape[0], w * w, 3, heads, -1).permute(
+            2, 0, 3, 1, 4)
+        logits = (q * (C // heads) ** -0.5) @ k.transpose(-2, -1)
+        bias = attn.rel_pos_table[relative_position_index(w, x.device).reshape(-1)].reshape(
+            w * w, w * w, -1).permute(2, 0, 1)
+        logits = logits + bias
+        mask = shifted_window_mask((H, W), padded, w, shift, x.device)
+        if mask is not None:
+            logits = (logits.reshape(B, -1, heads, w * w, w * w) + mask[:, None]).flatten(0, 1)
+        out = (logits.softmax(-1) @ v).transpose(1, 2).reshape(-1, w * w, C)
+        out = window_reverse(out, w, padded).roll((shift, shift), dims=(1, 2))
+        return attn.proj(out[:, :H, :W].reshape(B, H * W, C))
+
+
+@pytest.mark.parametrize('hw_shape', [(8, 8), (10, 13)])
+def test_sdpa_flops_count_as_the_written_out_matmuls(hw_shape):
+    torch.manual_seed(0)
+    attn = ShiftedWindowAttention(16, num_heads=2, window_size=4, shifted=True).eval()
+    torch.nn.init.normal_(attn.rel_pos_table)
+    reference = WrittenOutWindowAttention(attn).eval()
+    x = torch.randn(2, hw_shape[0] * hw_shape[1], 16)
+    with torch.no_grad():
+        torch.testing.assert_close(attn(x, hw_shape), reference(x, hw_shape))
+    ours, uncounted = count_flops(attn, (x, hw_shape))
+    theirs, _ = count_flops(reference, (x, hw_shape))
+    assert ours == theirs
+    assert 'aten::scaled_dot_product_attention' not in uncounted
+    # the two matmuls are there: more than the qkv and output projections alone
+    tokens = 2 * math.ceil(hw_shape[0] / 4) * 4 * math.ceil(hw_shape[1] / 4) * 4
+    assert ours > tokens * 16 * 16 * 4
