@@ -3,34 +3,23 @@ import torch.nn as nn
 
 from ...registry import register_backbone
 from ..base import Stage
-from ..layers import ConvPatchEmbed, Mlp, SpatialReductionAttention, build_norm, drop_path
+from ..layers import ConvPatchEmbed, PreNormBlock, SpatialReductionAttention, build_norm
 from .common import FLattenBackbone, ProjectedLinearAttention
 
 
-class PVTBlock(nn.Module):
-    """Pre-norm attention (focused linear, or spatial-reduction softmax) and MLP residuals; the
-    PVTv2 MLP (``conv_mlp``) has a depthwise conv."""
-
-    def __init__(self, dim, *, num_heads, mlp_ratio, attn_type, pos_hw, sr_ratio, conv_mlp,
-                 drop_path_rate, qkv_bias, focusing_factor, kernel_size, drop_rate,
-                 attn_drop_rate, norm_cfg):
-        super().__init__()
-        self.norm1 = build_norm(norm_cfg, dim, eps=1e-6)
-        if attn_type == 'L':
-            self.attn = ProjectedLinearAttention(
-                dim, fused_qkv=False, num_heads=num_heads, pos_hw=pos_hw, qkv_bias=qkv_bias,
-                proj_drop=drop_rate, focusing_factor=focusing_factor, kernel_size=kernel_size)
-        else:
-            self.attn = SpatialReductionAttention(dim, num_heads=num_heads, sr_ratio=sr_ratio,
-                                                  qkv_bias=qkv_bias, attn_drop=attn_drop_rate,
-                                                  proj_drop=drop_rate, norm_cfg=norm_cfg)
-        self.drop_path = drop_path(drop_path_rate)
-        self.norm2 = build_norm(norm_cfg, dim, eps=1e-6)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=drop_rate, dwconv=conv_mlp)
-
-    def forward(self, x, hw_shape):
-        x = x + self.drop_path(self.attn(self.norm1(x), hw_shape))
-        return x + self.drop_path(self.mlp(self.norm2(x), hw_shape))
+def pvt_block(dim, *, attn_type, num_heads, pos_hw, sr_ratio, qkv_bias, focusing_factor,
+              kernel_size, drop_rate, attn_drop_rate, norm_cfg, **block):
+    """A PVT block: focused linear attention (``L``) or spatial-reduction softmax attention."""
+    if attn_type == 'L':
+        attn = ProjectedLinearAttention(dim, fused_qkv=False, num_heads=num_heads, pos_hw=pos_hw,
+                                        qkv_bias=qkv_bias, proj_drop=drop_rate,
+                                        focusing_factor=focusing_factor, kernel_size=kernel_size)
+    else:
+        attn = SpatialReductionAttention(dim, num_heads=num_heads, sr_ratio=sr_ratio,
+                                         qkv_bias=qkv_bias, attn_drop=attn_drop_rate,
+                                         proj_drop=drop_rate, norm_cfg=norm_cfg)
+    return PreNormBlock(dim, attn=attn, drop_rate=drop_rate, norm_cfg=norm_cfg, norm_eps=1e-6,
+                        **block)
 
 
 class _PVTHost(FLattenBackbone):
@@ -58,7 +47,7 @@ class _PVTHost(FLattenBackbone):
 
         self.patch_embed = embed(0)
         self.stages = nn.ModuleList(
-            Stage([PVTBlock(dims[i], num_heads=settings['num_heads'][i],
+            Stage([pvt_block(dims[i], num_heads=settings['num_heads'][i],
                             mlp_ratio=settings['mlp_ratios'][i], attn_type=self.attn_types[i],
                             pos_hw=grids[i], sr_ratio=sr_ratios[i], conv_mlp=v2,
                             drop_path_rate=rate, **self.block_options) for rate in rates],

@@ -3,34 +3,22 @@ import torch.nn as nn
 
 from ...registry import register_backbone
 from ..base import Stage
-from ..layers import (ConvPatchEmbed, Mlp, PatchMerging, ShiftedWindowAttention, build_norm,
-                      drop_path)
+from ..layers import ConvPatchEmbed, PatchMerging, PreNormBlock, ShiftedWindowAttention
 from .common import FLattenBackbone, ProjectedLinearAttention
 
 
-class SwinBlock(nn.Module):
-    """Pre-norm attention (global focused linear, or shifted-window softmax) and MLP residuals."""
-
-    def __init__(self, dim, *, num_heads, attn_type, window_size, shifted, pos_hw, mlp_ratio,
-                 drop_path_rate, qkv_bias, focusing_factor, kernel_size, drop_rate,
-                 attn_drop_rate, norm_cfg):
-        super().__init__()
-        self.norm1 = build_norm(norm_cfg, dim)
-        if attn_type == 'L':
-            self.attn = ProjectedLinearAttention(
-                dim, fused_qkv=True, num_heads=num_heads, pos_hw=pos_hw, qkv_bias=qkv_bias,
-                proj_drop=drop_rate, focusing_factor=focusing_factor, kernel_size=kernel_size)
-        else:
-            self.attn = ShiftedWindowAttention(dim, num_heads=num_heads, window_size=window_size,
-                                               shifted=shifted, qkv_bias=qkv_bias,
-                                               attn_drop=attn_drop_rate, proj_drop=drop_rate)
-        self.drop_path = drop_path(drop_path_rate)
-        self.norm2 = build_norm(norm_cfg, dim)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=drop_rate)
-
-    def forward(self, x, hw_shape):
-        x = x + self.drop_path(self.attn(self.norm1(x), hw_shape))
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+def swin_block(dim, *, attn_type, num_heads, window_size, shifted, pos_hw, qkv_bias,
+               focusing_factor, kernel_size, drop_rate, attn_drop_rate, norm_cfg, **block):
+    """A Swin block: global focused linear attention (``L``) or shifted-window softmax attention."""
+    if attn_type == 'L':
+        attn = ProjectedLinearAttention(dim, fused_qkv=True, num_heads=num_heads, pos_hw=pos_hw,
+                                        qkv_bias=qkv_bias, proj_drop=drop_rate,
+                                        focusing_factor=focusing_factor, kernel_size=kernel_size)
+    else:
+        attn = ShiftedWindowAttention(dim, num_heads=num_heads, window_size=window_size,
+                                      shifted=shifted, qkv_bias=qkv_bias, attn_drop=attn_drop_rate,
+                                      proj_drop=drop_rate)
+    return PreNormBlock(dim, attn=attn, drop_rate=drop_rate, norm_cfg=norm_cfg, **block)
 
 
 @register_backbone
@@ -72,7 +60,7 @@ class FLattenSwin(FLattenBackbone):
         self.patch_embed = ConvPatchEmbed(in_channels, dims[0], kernel_size=4, stride=4,
                                           norm_cfg=self.norm_cfg, drop_rate=drop_rate)
         self.stages = nn.ModuleList(
-            Stage([SwinBlock(dims[i], num_heads=settings['num_heads'][i],
+            Stage([swin_block(dims[i], num_heads=settings['num_heads'][i],
                              attn_type=self.attn_types[i],
                              window_size=min(settings['window_size'], grids[i][0]),
                              shifted=j % 2 == 1, pos_hw=grids[i],

@@ -1,6 +1,7 @@
 """Layers that more than one family uses. Family files import from here, never from each other."""
 from .attention import (MASK_VALUE, ShiftedWindowAttention, SpatialReductionAttention, check_heads,
                         relative_position_index, shifted_window_mask, softmax_attention)
+from .block import PreNormBlock
 from .drop import drop_path, drop_path_schedule
 from .embed import ConvPatchEmbed, PatchMerging
 from .mlp import Mlp
@@ -10,7 +11,7 @@ from .shape import (SavedGrids, adapt_saved_grids, image_to_tokens, pad_for_stri
                     window_partition, window_reverse)
 
 __all__ = [
-    'MASK_VALUE', 'ShiftedWindowAttention', 'SpatialReductionAttention', 'check_heads',
+    'MASK_VALUE', 'PreNormBlock', 'ShiftedWindowAttention', 'SpatialReductionAttention', 'check_heads',
     'relative_position_index', 'shifted_window_mask', 'softmax_attention', 'drop_path',
     'drop_path_schedule', 'ConvPatchEmbed', 'PatchMerging', 'Mlp', 'build_norm', 'SavedGrids',
     'adapt_saved_grids', 'image_to_tokens', 'pad_for_strided_conv', 'pad_to_multiple',
