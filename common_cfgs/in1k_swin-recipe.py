@@ -1,7 +1,9 @@
-# The ImageNet-1k recipe that the GroupMixFormer and FLatten-Swin releases share (Swin's): mmpretrain's
-# Swin pipeline (RandAugment, random erasing 0.25), AdamW schedule (lr 1e-3 at batch 1024, 300 epochs,
-# 20 warmup epochs, cosine) and runtime; a classifier with label smoothing 0.1 and Mixup 0.8 / CutMix
-# 1.0; 128 images per GPU; gradient clipping 5; no EMA. Leaves set the backbone and the head's width.
+# Swin's ImageNet-1k recipe, as the GroupMixFormer and FLatten-Swin releases use it (the PVT and
+# CSwin recipes, in1k_pvt-recipe.py and in1k_cswin-ema-recipe.py, change its schedule):
+# mmpretrain's Swin pipeline (RandAugment, random erasing 0.25), AdamW schedule (lr 1e-3 at batch
+# 1024, 300 epochs, 20 warmup epochs, cosine) and runtime; a classifier with label smoothing 0.1 and
+# Mixup 0.8 / CutMix 1.0; 128 images per GPU; gradient clipping 5; no EMA. Leaves set the backbone
+# and the head's width.
 _base_ = [
     'mmpretrain::_base_/datasets/imagenet_bs64_swin_224.py',
     'mmpretrain::_base_/schedules/imagenet_bs1024_adamw_swin.py',

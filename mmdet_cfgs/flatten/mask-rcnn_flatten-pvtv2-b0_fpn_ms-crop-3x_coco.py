@@ -1,4 +1,8 @@
-# Mask R-CNN + FPN with FLatten-PVTv2-B0, 3x schedule with multi-scale training and random crops.
-_base_ = ['mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_ms-crop-3x_coco.py',
-          '../../common_cfgs/flatten-pvtv2-b0_dense.py']
-model = dict(backbone={{_base_.backbone}}, neck=dict(in_channels=[32, 64, 160, 256]))
+# Mask R-CNN + FPN with FLatten-PVTv2-B0, mmdet's transformer-backbone 3x recipe with multi-scale
+# training and random crops (common_cfgs/mask-rcnn_fpn_ms-crop-3x_coco-recipe.py). Drop path 0.1 for
+# B0-B2, as the classifiers and mmdet's PVTv2 configs.
+_base_ = '../../common_cfgs/mask-rcnn_fpn_ms-crop-3x_coco-recipe.py'
+model = dict(
+    backbone=dict(type='FLattenPVTv2', arch='b0', drop_path_rate=0.1,
+                  init_cfg=dict(checkpoint='checkpoints/flatten-pvtv2-b0_in1k.pth')),
+    neck=dict(in_channels=[32, 64, 160, 256]))

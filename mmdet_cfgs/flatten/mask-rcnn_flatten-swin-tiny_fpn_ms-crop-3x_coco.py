@@ -1,6 +1,10 @@
-# Mask R-CNN + FPN with FLatten-Swin-T, 3x schedule with multi-scale training and
-# random crops (no decay on relative position bias tables either).
-_base_ = ['mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_ms-crop-3x_coco.py',
-          '../../common_cfgs/flatten-swin-tiny_dense.py']
-model = dict(backbone={{_base_.backbone}}, neck=dict(in_channels=[96, 192, 384, 768]))
+# Mask R-CNN + FPN with FLatten-Swin-T, mmdet's transformer-backbone 3x recipe with multi-scale
+# training and random crops (common_cfgs/mask-rcnn_fpn_ms-crop-3x_coco-recipe.py). Drop path: T 0.2
+# (mmdet's Swin-T Mask R-CNN), S and B 0.3 (mmseg's Swin UperNet and the Swin-B detectors). No decay
+# on the relative position bias tables either.
+_base_ = '../../common_cfgs/mask-rcnn_fpn_ms-crop-3x_coco-recipe.py'
+model = dict(
+    backbone=dict(type='FLattenSwin', arch='tiny', drop_path_rate=0.2,
+                  init_cfg=dict(checkpoint='checkpoints/flatten-swin-tiny_in1k.pth')),
+    neck=dict(in_channels=[96, 192, 384, 768]))
 optim_wrapper = dict(paramwise_cfg=dict(custom_keys={'rel_pos_table': dict(decay_mult=0.)}))

@@ -3,9 +3,9 @@
 # 5e-6 x 256 / 512 = 2.5e-6, no warmup, cosine to lr x 0.1, weight decay 1e-8, no clipping, drop
 # path 0.7, EMA decay 0.99982, the 224 augmentation at 384, test resize to 438 and centre crop 384
 # (TEST.CROP at its default). Starts from the converted 224 weights.
-# Loading the 224 checkpoint, the key position encodings of stages 1-2 are interpolated to 384 (bicubic, as the
-# official fine-tune does).
-_base_ = ['./flatten-cswin-base_8xb64_in1k.py', '../../common_cfgs/flatten_in1k-384px.py']
+# Loading the 224 checkpoint, the key position encodings of stages 1-2 are interpolated to 384
+# (bicubic, as the official fine-tune does).
+_base_ = ['./flatten-cswin-base_8xb64_in1k.py', '../../common_cfgs/in1k-384px_pipelines.py']
 model = dict(backbone=dict(arch='base_384', drop_path_rate=0.7))
 train_dataloader = dict(batch_size=32, dataset=dict(pipeline={{_base_.train_pipeline_384px}}))
 val_dataloader = dict(dataset=dict(pipeline={{_base_.test_pipeline_384px_crop}}))

@@ -1,18 +1,7 @@
-# FLatten-CSWin-T on ImageNet-1k, the released recipe (cfgs/flatten_cswin_t.yaml, main_ema.py):
-# 300 epochs plus 10 cooldown epochs at the minimum lr, 8 GPUs x 256, AdamW lr 5e-4 x 2048 / 512 =
-# 2e-3, weight decay 0.05, 20 warmup epochs from lr x 2e-3, cosine to lr x 0.02, no gradient
-# clipping, drop path 0.2, EMA of the weights with decay 0.99984 (EMAHook momentum = 1 - decay);
-# augmentation, loss and optimizer as FLatten-Swin.
-_base_ = './flatten-swin-tiny_8xb128_in1k.py'
-model = dict(backbone=dict(type='FLattenCSWin', arch='tiny', drop_path_rate=0.2),
-             head=dict(in_channels=512))
-train_dataloader = dict(batch_size=256)
-optim_wrapper = dict(optimizer=dict(lr=2e-3), clip_grad=None)
-param_scheduler = [
-    dict(type='LinearLR', start_factor=2e-3, by_epoch=True, end=20, convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', eta_min_ratio=2e-2, by_epoch=True, begin=20, end=300,
-         convert_to_iter_based=True),
-]
-train_cfg = dict(max_epochs=310)
-custom_hooks = [dict(type='EMAHook', momentum=1.6e-4, priority='ABOVE_NORMAL')]
-auto_scale_lr = dict(base_batch_size=2048)
+# FLatten-CSWin-T on ImageNet-1k, the released recipe (cfgs/flatten_cswin_t.yaml, main_ema.py; see
+# common_cfgs/in1k_cswin-ema-recipe.py): 8 GPUs x 256, lr 2e-3, EMA decay 0.99984, drop path 0.2.
+_base_ = '../../common_cfgs/in1k_cswin-ema-recipe.py'
+model = dict(
+    backbone=dict(type='FLattenCSWin', arch='tiny', drop_path_rate=0.2, out_indices=(3, ),
+                  final_norm=True),
+    head=dict(in_channels=512))

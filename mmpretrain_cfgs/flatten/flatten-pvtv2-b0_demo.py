@@ -1,5 +1,5 @@
-# CPU-sized demo: FLatten-PVTv2-b0 in the GroupMixFormer classification demo (same generated data,
-# schedule and recipe; see tools/make_demo_data.py).
-_base_ = '../groupmixformer/groupmixformer-mini_demo.py'
-model = dict(backbone=dict(_delete_=True, type='FLattenPVTv2', arch='b0', out_indices=(3, )),
+# CPU-sized demo: FLatten-PVTv2-B0 on the generated shapes dataset (tools/make_demo_data.py), the
+# data, schedule and recipe of the GroupMixFormer demo.
+_base_ = '../../common_cfgs/classification_demo-recipe.py'
+model = dict(backbone=dict(type='FLattenPVTv2', arch='b0', out_indices=(3, )),
              head=dict(in_channels=256))

@@ -5,7 +5,7 @@
 # Loading the 224 checkpoint, the key position encodings of stages 1-2 and the relative position
 # tables of stages 3-4 are interpolated to 384 (bicubic, as the
 # official fine-tune does).
-_base_ = ['./flatten-swin-base_8xb64_in1k.py', '../../common_cfgs/flatten_in1k-384px.py']
+_base_ = ['./flatten-swin-base_8xb64_in1k.py', '../../common_cfgs/in1k-384px_pipelines.py']
 model = dict(backbone=dict(arch='base_384'))
 train_dataloader = dict(batch_size=32, dataset=dict(pipeline={{_base_.train_pipeline_384px}}))
 val_dataloader = dict(dataset=dict(pipeline={{_base_.test_pipeline_384px}}))

@@ -4,7 +4,7 @@
 # tables), 20 warmup epochs from lr x 1e-3, cosine to lr x 0.01, both stepped per iteration,
 # RandAugment, Mixup 0.8 / CutMix 1.0, random erasing 0.25, label smoothing 0.1, gradient clipping
 # 5, drop path 0.2, no EMA.
-# The other FLatten classifiers inherit this file and change the backbone, batch, lr and schedule.
+# The other FLatten-Swin sizes inherit this file.
 _base_ = '../../common_cfgs/in1k_swin-recipe.py'
 model = dict(
     backbone=dict(type='FLattenSwin', arch='tiny', drop_path_rate=0.2, out_indices=(3, ),

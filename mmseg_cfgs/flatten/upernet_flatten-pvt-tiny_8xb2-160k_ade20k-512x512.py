@@ -1,6 +1,9 @@
-# UperNet + auxiliary FCN head with FLatten-PVT-T on ADE20K, mmseg's transformer-backbone
-# 160k recipe (AdamW 6e-5, weight decay 0.01, poly, 1500 warmup iterations, 8 GPUs x 2 images).
-_base_ = ['mmseg::swin/swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512.py',
-          '../../common_cfgs/flatten-pvt-tiny_dense.py']
-model = dict(backbone={{_base_.backbone}}, decode_head=dict(in_channels=[64, 128, 320, 512]),
-             auxiliary_head=dict(in_channels=320))
+# UperNet + auxiliary FCN head with FLatten-PVT-T on ADE20K, mmseg's transformer-backbone 160k
+# recipe (common_cfgs/upernet_8xb2-160k_ade20k-512x512-recipe.py). Drop path 0.1 for every size, as
+# mmdet's PVT configs (the classifiers: T/S 0.1, M 0.3).
+_base_ = '../../common_cfgs/upernet_8xb2-160k_ade20k-512x512-recipe.py'
+model = dict(
+    backbone=dict(type='FLattenPVT', arch='tiny', drop_path_rate=0.1,
+                  init_cfg=dict(checkpoint='checkpoints/flatten-pvt-tiny_in1k.pth')),
+    decode_head=dict(in_channels=[64, 128, 320, 512]),
+    auxiliary_head=dict(in_channels=320))

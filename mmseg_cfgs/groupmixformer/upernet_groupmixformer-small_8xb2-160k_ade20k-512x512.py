@@ -1,6 +1,10 @@
-# UperNet + auxiliary FCN head with GroupMixFormer-S on ADE20K, mmseg's transformer-backbone
-# 160k recipe (AdamW 6e-5, weight decay 0.01, poly, 1500 warmup iterations, 8 GPUs x 2 images).
-_base_ = ['mmseg::swin/swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512.py',
-          '../../common_cfgs/groupmixformer-small_dense.py']
-model = dict(backbone={{_base_.backbone}}, decode_head=dict(in_channels=[80, 160, 320, 320]),
-             auxiliary_head=dict(in_channels=320))
+# UperNet + auxiliary FCN head with GroupMixFormer-S on ADE20K, mmseg's transformer-backbone 160k
+# recipe (common_cfgs/upernet_8xb2-160k_ade20k-512x512-recipe.py). SyncBN in the backbone (the tools
+# fall back to BN without a GPU).
+_base_ = '../../common_cfgs/upernet_8xb2-160k_ade20k-512x512-recipe.py'
+model = dict(
+    backbone=dict(type='GroupMixFormer', arch='small', drop_path_rate=0.2,
+                  norm_cfg=dict(type='SyncBN', requires_grad=True),
+                  init_cfg=dict(checkpoint='checkpoints/groupmixformer-small_in1k.pth')),
+    decode_head=dict(in_channels=[80, 160, 320, 320]),
+    auxiliary_head=dict(in_channels=320))

@@ -1,5 +1,6 @@
-# ImageNet pipelines of the FLatten 384x384 fine-tunes. The official fine-tunes keep the 224
-# training augmentation (RandAugment, random erasing; Mixup/CutMix stay in the model), here at 384.
+# ImageNet pipelines of the 384x384 fine-tunes from 224 models (FLatten-Swin-B and FLatten-CSWin-B
+# 384). The official fine-tunes keep the 224 training augmentation (RandAugment, random erasing;
+# Mixup/CutMix stay in the model), here at 384.
 # The names are their own: the leaves also inherit mmpretrain's 224 dataset file, and keys may not
 # repeat across bases; leaves take them as {{_base_.train_pipeline_384px}} etc.
 train_pipeline_384px = [
