@@ -8,7 +8,8 @@ class's method table) on data of its choice, and HistoryBuffer pickles its stati
 ``getattr(HistoryBuffer, 'mean')``, where a real ``getattr`` reaches any module's globals. So the
 allowlist holds only stand-ins written here, under the names those pickles use: they check the
 pickled state and build the real objects themselves (``numpy.frombuffer``, ``HistoryBuffer(...)``);
-``getattr`` answers HistoryBuffer's statistics by name and nothing else.
+``getattr`` answers HistoryBuffer's statistics by name and nothing else. Loaded OrderedDicts may
+carry no attributes but torch's ``_metadata`` (torch's BUILD would let them shadow methods).
 
 Every URL scheme mmengine's ``CheckpointLoader`` knows gets a loader that ends in
 :func:`safe_torch_load` (mmengine's http loader used ``weights_only=False``), and the config text
@@ -96,7 +97,7 @@ class _Dtype(_StandIn):
         except TypeError:
             dtype = None
         if dtype is None or dtype.kind not in 'biufcUS' or dtype.fields or dtype.subdtype:
-            raise _Refused(f'numpy.dtype{(spec, align, copy)!r}')
+            raise _Refused(f'numpy.dtype{_abridged((spec, align, copy))}')
         self.value = dtype
 
     def __setstate__(self, state):
@@ -106,7 +107,7 @@ class _Dtype(_StandIn):
         if not (type(state) is tuple and len(state) == len(own) and _equal(state[0], own[0])
                 and type(state[1]) is str and state[1] in ('<', '>', '|', '=')
                 and _equal(state[2:7], own[2:7])):
-            raise _Refused(f'numpy.dtype {self.value} with state {state!r}')
+            raise _Refused(f'numpy.dtype {self.value} with state {_abridged(state)}')
         if state[1] in '<>':
             self.value = self.value.newbyteorder(state[1])
 
@@ -143,8 +144,7 @@ class _HistoryBuffer(_StandIn):
         histories = [h.result() if isinstance(h, _Array) else h for h in histories]
         max_length = state.get('max_length', 1000000)
         if not (isinstance(methods, dict) and all(
-                (isinstance(method, str) and method == name)
-                or method is HistoryBuffer._statistics_methods.get(name)
+                _equal(method, name) or method is HistoryBuffer._statistics_methods.get(name)
                 for name, method in methods.items())
                 and all(isinstance(h, np.ndarray) and h.ndim == 1 and h.dtype.kind in 'biuf'
                         for h in histories)
@@ -239,6 +239,12 @@ def _replace_stand_ins(node, done):
         return done[id(node)][1]
     done[id(node)] = (node, node)
     if isinstance(node, dict):
+        # torch BUILDs an OrderedDict by updating its __dict__: attributes there would shadow its
+        # methods (mmengine calls state_dict.copy()); state dicts carry only torch's _metadata.
+        attributes = set(getattr(node, '__dict__', ())) - {'_metadata'}
+        if attributes:
+            raise _Refused(f'a {type(node).__name__} with attributes {sorted(attributes)}',
+                           accepted="only torch's _metadata on a state dict")
         for key, value in list(node.items()):
             node[key] = _replace_stand_ins(value, done)
     elif isinstance(node, list):
@@ -314,7 +320,8 @@ def safe_torch_load(filename, map_location=None, source=None):
         UnsafeCheckpointError: the pickle asks for a global, call or state outside the allowlist.
         CorruptCheckpointError: the file is empty, truncated or not a checkpoint.
     """
-    source = filename if source is None else source
+    if source is None:
+        source = os.fspath(filename) if isinstance(filename, os.PathLike) else filename
     _check_format(filename, source)
     try:
         with torch.serialization.safe_globals(SAFE_GLOBALS):

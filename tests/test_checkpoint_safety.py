@@ -4,6 +4,7 @@ refused with UnsafeCheckpointError (config text: ignored), runs nothing (the mar
 would create stays absent) and changes no global state; each message names the culprit and the file
 and claims no more than was checked. A subprocess first shows that the payloads are live."""
 import builtins
+import collections
 import copy
 import copyreg
 import functools
@@ -150,6 +151,8 @@ def attacks(marker):
         'numpy array by NEWOBJ over a buffer': (
             New(np.ndarray, (1, ), 'f8', bytes(8)), 'numpy.ndarray'),
         'bytes(huge)': (Call(bytes, 1 << 40), 'builtins.bytes'),
+        'OrderedDict attribute shadowing a method': (
+            Call(collections.OrderedDict, state={'copy': layout}), "['copy']"),
     }
 
 
