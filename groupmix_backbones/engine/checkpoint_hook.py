@@ -94,7 +94,8 @@ class ResumableCheckpointHook(CheckpointHook):
                 self.file_backend.rmtree(path)
 
     def after_load_checkpoint(self, runner, checkpoint):
-        meta = checkpoint.setdefault('meta', {})
+        meta = checkpoint.get('meta')
+        meta = meta if isinstance(meta, dict) else {}  # a bare state dict has none
         # Runner.resume would parse meta['config'] (a config text, i.e. Python it executes) to read
         # gpu_ids: checkpoint text never reaches a config parser
         meta.pop('config', None)
