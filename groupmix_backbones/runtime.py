@@ -66,7 +66,8 @@ def check_dataset_paths(cfg: Config, dataloaders=DATALOADERS):
         dataset = (cfg.get(loader) or {}).get('dataset')
         for path in dataset_paths(dataset or {}):
             if not osp.exists(path):
-                skip = ', train without validation (--no-validate)' * (loader == 'val_dataloader')
+                skip = (', train without validation (--no-validate)'
+                        if loader == 'val_dataloader' else '')
                 raise FileNotFoundError(
                     f'{loader}: dataset path {path!r} does not exist ({dataset.get("type")}). '
                     'Prepare the dataset there in its standard layout, point the config at it '
