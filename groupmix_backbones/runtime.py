@@ -1,5 +1,6 @@
-"""What the tools do to any config before building a Runner: work dir, dataset checks, and the
-CPU fallbacks (SyncBN -> BN, gloo instead of NCCL) so that the same configs run without a GPU."""
+"""What the tools do to any config before building a Runner: work dir, checks of the data the
+command reads, resumable checkpoints, and the CPU fallbacks (SyncBN -> BN, gloo instead of NCCL)
+so that the same configs run without a GPU."""
 import argparse
 import os
 import os.path as osp
@@ -9,6 +10,7 @@ import torch.distributed as dist
 from mmengine.config import Config, DictAction
 
 DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+VALIDATION = ('val_cfg', 'val_dataloader', 'val_evaluator')
 
 
 def iter_dicts(node, where='model'):
@@ -29,30 +31,62 @@ def replace_sync_bn(node):
             cfg['type'] = 'BN'
 
 
-def check_dataset_paths(cfg: Config):
-    """Raise a FileNotFoundError naming the missing dataset folder or file and how to fix it."""
-    for loader in DATALOADERS:
+def used_dataloaders(cfg: Config, command: str):
+    """The dataloaders that ``command`` ('train' or 'test') builds from ``cfg``: a Runner validates
+    while training only when ``val_cfg``, ``val_dataloader`` and ``val_evaluator`` are all set."""
+    if command == 'test':
+        return ('test_dataloader', )
+    if command != 'train':
+        raise ValueError(f'command must be "train" or "test", not {command!r}')
+    validates = all(cfg.get(key) is not None for key in VALIDATION)
+    return ('train_dataloader', 'val_dataloader') if validates else ('train_dataloader', )
+
+
+def dataset_paths(dataset):
+    """The local folders and files a dataset config reads: its data root, annotation file and data
+    prefixes (inside wrappers such as RepeatDataset and ConcatDataset)."""
+    inner = [dataset['dataset']] if dataset.get('dataset') else dataset.get('datasets') or []
+    for wrapped in inner:
+        yield from dataset_paths(wrapped)
+    if inner:
+        return
+    root = dataset.get('data_root') or ''
+    prefixes = dataset.get('data_prefix') or {}
+    relative = [dataset.get('ann_file'),
+                *(prefixes.values() if isinstance(prefixes, dict) else [prefixes])]
+    for path in [root] + [osp.join(root, path) for path in relative if path]:
+        if path and '://' not in path:
+            yield path
+
+
+def check_dataset_paths(cfg: Config, dataloaders=DATALOADERS):
+    """Raise a FileNotFoundError naming the first missing dataset folder or file of
+    ``dataloaders`` and how to fix it."""
+    for loader in dataloaders:
         dataset = (cfg.get(loader) or {}).get('dataset')
-        while dataset is not None and 'dataset' in dataset:  # wrappers such as RepeatDataset
-            dataset = dataset['dataset']
-        if not dataset:
-            continue
-        root = dataset.get('data_root', '')
-        paths = [root] if root else []
-        ann_file = dataset.get('ann_file')
-        if ann_file:
-            paths.append(osp.join(root, ann_file))
-        for path in paths:
+        for path in dataset_paths(dataset or {}):
             if not osp.exists(path):
+                skip = (', train without validation (--no-validate)'
+                        if loader == 'val_dataloader' else '')
                 raise FileNotFoundError(
                     f'{loader}: dataset path {path!r} does not exist ({dataset.get("type")}). '
-                    f'Prepare the dataset there in its standard layout, point the config at it with '
-                    f'--cfg-options {loader}.dataset.data_root=PATH, or use a *demo* config after '
-                    f'`python tools/make_demo_data.py`.')
+                    'Prepare the dataset there in its standard layout, point the config at it '
+                    f'with --cfg-options {loader}.dataset.data_root=PATH{skip}, or use a *demo* '
+                    'config after `python tools/make_demo_data.py`.')
+
+
+def use_resumable_checkpoints(cfg: Config):
+    """Save checkpoints with :class:`~groupmix_backbones.engine.ResumableCheckpointHook` (atomic,
+    exact to resume) where the config asks for mmengine's CheckpointHook or names none."""
+    hooks = cfg.setdefault('default_hooks', {})
+    if 'checkpoint' not in hooks:
+        hooks['checkpoint'] = dict(type='CheckpointHook', interval=1)  # mmengine's default
+    if hooks['checkpoint'] is not None and hooks['checkpoint'].get('type') == 'CheckpointHook':
+        hooks['checkpoint']['type'] = 'ResumableCheckpointHook'
 
 
 def check_pretrained_paths(node, where='model'):
-    """Raise a FileNotFoundError for a local ``Pretrained`` checkpoint below ``node`` that is missing,
+    """Raise a FileNotFoundError for a missing local ``Pretrained`` checkpoint below ``node``,
     before a Runner spends minutes building datasets (mmengine would only fail in init_weights)."""
     for path, cfg in iter_dicts(node, where):
         checkpoint = cfg.get('checkpoint')
@@ -66,14 +100,17 @@ def check_pretrained_paths(node, where='model'):
                 f'--cfg-options {path}=None.')
 
 
-def prepare_cfg(cfg: Config, config_path: str, launcher: str = 'none', work_dir=None) -> Config:
-    """Fill in the work dir and launcher, check data paths and adapt the config to a CPU host."""
+def prepare_cfg(cfg: Config, config_path: str, launcher: str = 'none', work_dir=None,
+                command: str = 'train') -> Config:
+    """Fill in the work dir and launcher, check the data that ``command`` ('train' or 'test')
+    reads, save resumable checkpoints and adapt the config to a CPU host."""
     cfg.launcher = launcher
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(config_path))[0])
-    check_dataset_paths(cfg)
+    check_dataset_paths(cfg, used_dataloaders(cfg, command))
+    use_resumable_checkpoints(cfg)
     if not torch.cuda.is_available():
         replace_sync_bn(cfg.model)
         if launcher != 'none':
@@ -111,9 +148,9 @@ def add_runner_args(parser: argparse.ArgumentParser):
 
 
 def load_cfg(args: argparse.Namespace) -> Config:
-    """The config of ``args.config`` with ``--cfg-options`` merged, prepared by :func:`prepare_cfg`."""
+    """The config of ``args.config`` with ``--cfg-options`` merged in."""
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    return prepare_cfg(cfg, args.config, args.launcher, args.work_dir)
+    return cfg

@@ -14,7 +14,7 @@ from mmengine.config import Config
 from mmengine.runner import CheckpointLoader, Runner
 
 import groupmix_backbones  # noqa: F401
-from conftest import REPO
+from conftest import REPO, load_tool
 from groupmix_backbones.runtime import prepare_cfg, replace_sync_bn
 
 DATA = {'cls': 'imagenet', 'det': 'coco/', 'seg': 'ade/ADEChallengeData2016'}
@@ -165,3 +165,39 @@ def test_two_process_training(demo_root, tmp_path):
     scalars = [osp.join(root, f) for root, _, files in os.walk(tmp_path) for f in files
                if f == 'scalars.json']
     assert any('accuracy/top1' in json.loads(line) for line in open(scalars[0]))
+
+
+@pytest.mark.parametrize('trained', [('groupmixformer', 'cls')], indirect=True, ids='-'.join)
+def test_test_tool_needs_only_the_test_split_and_fails_on_a_mismatched_checkpoint(
+        trained, demo_root, tmp_path, in_repo):
+    (family, task), _, checkpoint, _ = trained
+    data = tmp_path / 'data'
+    shutil.copytree(osp.join(demo_root, DATA[task]), data / DATA[task])
+    shutil.rmtree(data / DATA[task] / 'train')
+    os.remove(data / DATA[task] / 'meta/train.txt')
+    options = [f'{k}={v}' for k, v in short_run_options(task, str(data)).items()]
+    test = load_tool('tools/test.py')
+    metrics = tmp_path / 'metrics.json'
+
+    def evaluate(weights):
+        test.main([DEMOS[family, task], str(weights), '--work-dir', str(tmp_path / 'work'),
+                   '--metrics-out', str(metrics), '--cfg-options', *options])
+        return json.load(open(metrics))[METRIC[task]]
+
+    assert 0 <= evaluate(checkpoint) <= 100
+    saved = CheckpointLoader.load_checkpoint(checkpoint)
+    torch.save(saved['state_dict'], tmp_path / 'bare.pth')  # a bare state dict fits as well
+    assert evaluate(tmp_path / 'bare.pth') == evaluate(checkpoint)
+    weight = saved['state_dict']['head.fc.weight']
+    saved['state_dict']['head.fc.weight'] = torch.zeros(7, weight.shape[1])  # 7 classes, not 6
+    torch.save(saved, tmp_path / 'seven_classes.pth')
+    with pytest.raises(RuntimeError, match='size mismatch for head.fc.weight'):
+        evaluate(tmp_path / 'seven_classes.pth')
+
+
+def test_infer_tool_makes_its_output_folder(demo_root, tmp_path, in_repo):
+    folder = osp.join(demo_root, 'imagenet/val/circle')
+    image = osp.join(folder, sorted(os.listdir(folder))[0])
+    out = tmp_path / 'not' / 'yet'
+    load_tool('tools/infer.py').main([DEMOS['groupmixformer', 'cls'], image, '--out-dir', str(out)])
+    assert os.listdir(out / 'vis')

@@ -6,6 +6,8 @@ The config's ``default_scope`` picks mmpretrain's ImageClassificationInferencer,
 DetInferencer or mmseg's MMSegInferencer; drawings go to OUT/vis/.
 """
 import argparse
+import os
+import os.path as osp
 
 from mmengine.config import Config
 
@@ -28,17 +30,19 @@ def build_inferencer(config, checkpoint=None, device='cpu'):
     raise ValueError(f'{config}: default_scope {scope!r} is not one of mmpretrain, mmdet, mmseg.')
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config')
     parser.add_argument('images', nargs='+')
     parser.add_argument('--checkpoint', help='trained checkpoint (random weights without one)')
     parser.add_argument('--out-dir', default='work_dirs/infer', help='where drawings go')
     parser.add_argument('--device', default='cpu')
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     inferencer = build_inferencer(args.config, args.checkpoint, args.device)
     scope = Config.fromfile(args.config).get('default_scope')
-    kwargs = dict(show_dir=f'{args.out_dir}/vis') if scope == 'mmpretrain' else dict(
+    # mmpretrain makes show_dir but not its parents
+    os.makedirs(args.out_dir, exist_ok=True)
+    kwargs = dict(show_dir=osp.join(args.out_dir, 'vis')) if scope == 'mmpretrain' else dict(
         out_dir=args.out_dir)
     inferencer(args.images, **kwargs)
     print(f'Drew predictions of {len(args.images)} image(s) under {args.out_dir}/vis')

@@ -7,19 +7,24 @@ from mmengine.dist import get_rank
 from mmengine.runner import Runner
 
 import groupmix_backbones  # noqa: F401  registers the backbones, makes checkpoint loading safe
-from groupmix_backbones.runtime import add_runner_args, close_process_group, load_cfg
+from groupmix_backbones.runtime import add_runner_args, close_process_group, load_cfg, prepare_cfg
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('config', help='config file')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--metrics-out', help='also write the metrics to this JSON file')
     add_runner_args(parser)
-    args = parser.parse_args()
-    cfg = load_cfg(args)
+    args = parser.parse_args(argv)
+    cfg = prepare_cfg(load_cfg(args), args.config, args.launcher, args.work_dir, command='test')
     cfg.load_from = args.checkpoint
-    metrics = Runner.from_cfg(cfg).test()
+    runner = Runner.from_cfg(cfg)
+    # strict: a checkpoint that does not fit the model (another arch, other heads) is an error,
+    # where the Runner's own loading (load_or_resume) would only log a warning and test whatever
+    # weights the model was left with
+    runner.load_checkpoint(args.checkpoint, strict=True)
+    metrics = runner.test()
     if args.metrics_out and get_rank() == 0:
         with open(args.metrics_out, 'w') as f:
             json.dump({k: float(v) for k, v in metrics.items()}, f, indent=2)

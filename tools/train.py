@@ -5,11 +5,11 @@ import argparse
 from mmengine.runner import Runner
 
 import groupmix_backbones  # noqa: F401  registers the backbones, makes checkpoint loading safe
-from groupmix_backbones.runtime import (add_runner_args, check_pretrained_paths, close_process_group,
-                                        load_cfg)
+from groupmix_backbones.runtime import (add_runner_args, check_pretrained_paths,
+                                        close_process_group, load_cfg, prepare_cfg)
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('config', help='config file')
     parser.add_argument('--resume', nargs='?', const='auto', metavar='CHECKPOINT',
@@ -19,20 +19,21 @@ def parse_args():
                         help='scale the learning rate with the total batch size')
     parser.add_argument('--no-validate', action='store_true', help='skip validation')
     add_runner_args(parser)
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
-def main():
-    args = parse_args()
+def main(argv=None):
+    args = parse_args(argv)
     cfg = load_cfg(args)
+    if args.no_validate:
+        cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    prepare_cfg(cfg, args.config, args.launcher, args.work_dir, command='train')
     check_pretrained_paths(cfg.model)
     if args.amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     if args.auto_scale_lr:
         cfg.auto_scale_lr.enable = True
-    if args.no_validate:
-        cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     if args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None
     elif args.resume:

@@ -1,0 +1,8 @@
+"""Runtime pieces for every Runner and inference API that uses these configs: the
+:class:`ResumableCheckpointHook` (registered in mmengine's HOOKS, so every scope finds it) and, on
+import, the fix that lets the three libraries' inference APIs share a process
+(:mod:`.default_scope`)."""
+from . import default_scope  # noqa: F401  (patches the inference APIs on import)
+from .checkpoint_hook import ResumableCheckpointHook
+
+__all__ = ['ResumableCheckpointHook']

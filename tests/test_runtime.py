@@ -1,0 +1,113 @@
+"""What the tools and the package do around a Runner: the data each command checks, the engine
+hooks every run gets, and the three libraries' inference APIs sharing one process."""
+import itertools
+import os
+import os.path as osp
+import shutil
+
+import mmcv
+import pytest
+from mmdet.apis import DetInferencer, inference_detector, init_detector
+from mmdet.registry import HOOKS as DET_HOOKS
+from mmengine.config import Config
+from mmpretrain.apis import ImageClassificationInferencer
+from mmpretrain.registry import HOOKS as PRETRAIN_HOOKS
+from mmseg.apis import MMSegInferencer, inference_model, init_model
+from mmseg.registry import HOOKS as SEG_HOOKS
+
+from conftest import REPO, load_tool
+from groupmix_backbones.engine import ResumableCheckpointHook
+from groupmix_backbones.runtime import prepare_cfg
+from test_tasks import DATA, DEMOS, short_run_options
+
+SPLITS = {  # task: {split: what of the demo data only that split reads}
+    'cls': {'train': ['meta/train.txt', 'train'], 'val': ['meta/val.txt', 'val']},
+    'det': {'train': ['annotations/instances_train2017.json', 'train2017'],
+            'val': ['annotations/instances_val2017.json', 'val2017']},
+    'seg': {'train': ['images/training', 'annotations/training'],
+            'val': ['images/validation', 'annotations/validation']},
+}
+
+
+def demo_data_without(split, task, demo_root, root):
+    """A copy of the demo data of ``task`` under ``root`` without ``split``; returns ``root``."""
+    copy = osp.join(root, DATA[task])
+    shutil.copytree(osp.join(demo_root, DATA[task]), copy)
+    for path in SPLITS[task][split]:
+        target = osp.join(copy, path)
+        shutil.rmtree(target) if osp.isdir(target) else os.remove(target)
+    return str(root)
+
+
+def demo_cfg(task, data_root, validate=True):
+    config = osp.join(REPO, DEMOS['groupmixformer', task])
+    cfg = Config.fromfile(config)
+    cfg.merge_from_dict(short_run_options(task, data_root))
+    if not validate:  # what tools/train.py --no-validate does
+        cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    return cfg, config
+
+
+@pytest.mark.parametrize('task', SPLITS)
+def test_each_command_checks_only_the_data_it_reads(task, demo_root, tmp_path):
+    without_train = demo_data_without('train', task, demo_root, tmp_path / 'no_train')
+    prepare_cfg(*demo_cfg(task, without_train), command='test')
+    with pytest.raises(FileNotFoundError, match=f'train_dataloader: .*{SPLITS[task]["train"][0]}'):
+        prepare_cfg(*demo_cfg(task, without_train), command='train')
+
+    without_val = demo_data_without('val', task, demo_root, tmp_path / 'no_val')
+    prepare_cfg(*demo_cfg(task, without_val, validate=False), command='train')
+    with pytest.raises(FileNotFoundError, match='val_dataloader: .*--no-validate'):
+        prepare_cfg(*demo_cfg(task, without_val), command='train')
+    with pytest.raises(FileNotFoundError, match='test_dataloader'):  # the demos test on val
+        prepare_cfg(*demo_cfg(task, without_val), command='test')
+
+
+def test_train_tool_without_validation_needs_no_val_split(demo_root, tmp_path, in_repo):
+    data_root = demo_data_without('val', 'cls', demo_root, tmp_path / 'data')
+    options = [f'{k}={v}' for k, v in short_run_options('cls', data_root).items()]
+    train = load_tool('tools/train.py')
+    argv = [DEMOS['groupmixformer', 'cls'], '--work-dir', str(tmp_path / 'work'),
+            '--cfg-options', *options]
+    with pytest.raises(FileNotFoundError, match='val_dataloader'):
+        train.main(argv)
+    train.main(argv + ['--no-validate'])
+    assert osp.isfile(tmp_path / 'work' / 'epoch_1.pth')
+
+
+def test_every_scope_finds_the_engine_hooks_and_runs_use_them(demo_root):
+    for hooks in (PRETRAIN_HOOKS, DET_HOOKS, SEG_HOOKS):
+        assert hooks.get('ResumableCheckpointHook') is ResumableCheckpointHook
+    for family, task in DEMOS:
+        cfg = prepare_cfg(*demo_cfg(task, demo_root))
+        assert cfg.default_hooks.checkpoint.type == 'ResumableCheckpointHook', (family, task)
+
+
+def run_inferencer(task, image):
+    """Build the library's own inferencer for the groupmixformer demo of ``task`` (random weights)
+    and run it on ``image``."""
+    config = osp.join(REPO, DEMOS['groupmixformer', task])
+    if task == 'cls':
+        result = ImageClassificationInferencer(config, pretrained=False, device='cpu')(image)
+        assert 0 <= result[0]['pred_label'] < 6
+    elif task == 'det':
+        result = DetInferencer(config, device='cpu', show_progress=False)(image)
+        assert 'bboxes' in result['predictions'][0]
+    else:
+        result = MMSegInferencer(config, device='cpu')(image)
+        assert result['predictions'].shape == mmcv.imread(image).shape[:2]
+
+
+@pytest.mark.parametrize('order', list(itertools.permutations(('cls', 'det', 'seg'))),
+                         ids='-'.join)
+def test_inference_apis_share_a_process_in_any_order(order, demo_root):
+    """Each mmdet/mmseg API leaves its default scope set for the whole process (mmengine#1105)."""
+    folder = osp.join(demo_root, 'coco/val2017')
+    image = osp.join(folder, sorted(os.listdir(folder))[0])
+    detector = init_detector(osp.join(REPO, DEMOS['groupmixformer', 'det']), device='cpu')
+    run_inferencer(order[0], image)
+    segmentor = init_model(osp.join(REPO, DEMOS['groupmixformer', 'seg']), device='cpu')
+    run_inferencer(order[1], image)
+    assert inference_detector(detector, image).pred_instances.bboxes.shape[1] == 4
+    run_inferencer(order[2], image)
+    assert inference_model(segmentor, image).pred_sem_seg.shape == mmcv.imread(image).shape[:2]
