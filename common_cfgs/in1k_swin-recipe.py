@@ -30,3 +30,5 @@ train_dataloader = dict(batch_size=128)
 val_dataloader = dict(batch_size=128)
 test_dataloader = val_dataloader
 optim_wrapper = dict(clip_grad=dict(max_norm=5.0))
+# checkpoints written atomically, resume exact (groupmix_backbones.engine)
+default_hooks = dict(checkpoint=dict(type='ResumableCheckpointHook'))

@@ -5,3 +5,5 @@
 _base_ = 'mmseg::swin/swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512.py'
 custom_imports = dict(imports=['groupmix_backbones'], allow_failed_imports=False)
 model = dict(backbone=dict(_delete_=True, init_cfg=dict(type='Pretrained', prefix='backbone.')))
+# checkpoints written atomically, resume exact (groupmix_backbones.engine)
+default_hooks = dict(checkpoint=dict(type='ResumableCheckpointHook'))

@@ -96,9 +96,6 @@ class ResumableCheckpointHook(CheckpointHook):
     def after_load_checkpoint(self, runner, checkpoint):
         meta = checkpoint.get('meta')
         meta = meta if isinstance(meta, dict) else {}  # a bare state dict has none
-        # Runner.resume would parse meta['config'] (a config text, i.e. Python it executes) to read
-        # gpu_ids: checkpoint text never reaches a config parser
-        meta.pop('config', None)
         self._resumed = dict(random_states=meta.get('random_states'), loader_seed=runner.seed)
 
     def before_train(self, runner):
