@@ -408,13 +408,13 @@ def test_http_checkpoint_loads_and_is_cached(tmp_path, caches, http_root):
 # Every path of ours that loads checkpoints: a code-running attack and config text.
 
 
-def config_text_checkpoint(path, marker, base=None):
-    """``base`` (our own trusted file; an empty model otherwise) with Python config text that
+def config_text_checkpoint(path, marker, base=None, state_dict=None):
+    """``base`` (our own trusted file; else ``state_dict``) with Python config text that
     creates ``marker`` where mmengine looks for config text: meta.config (legacy, parsed on
     resume), message_hub.runtime_info.cfg and meta.cfg (parsed by inferencers without a config)."""
     ckpt = torch.load(base, weights_only=False) if base else {
-        'state_dict': {}, 'meta': {}, 'message_hub': {'log_scalars': {}, 'runtime_info': {},
-                                                     'resumed_keys': {}}}
+        'state_dict': state_dict or {}, 'meta': {},
+        'message_hub': {'log_scalars': {}, 'runtime_info': {}, 'resumed_keys': {}}}
     ckpt['meta']['config'] = ckpt['meta']['cfg'] = python_code(marker)
     ckpt['message_hub']['runtime_info']['cfg'] = python_code(marker)
     torch.save(ckpt, path)
@@ -562,7 +562,9 @@ def test_init_model_apis(config, tmp_path):
     cfg = det_seg_cfg(config)
     with pytest.raises(UnsafeCheckpointError, match='system'):
         init_model(cfg, code_checkpoint(tmp_path / 'e.pth', marker), device='cpu')
-    init_model(cfg, config_text_checkpoint(tmp_path / 'config.pth', marker), device='cpu')
+    model = init_model(cfg, None, device='cpu')
+    init_model(cfg, config_text_checkpoint(tmp_path / 'config.pth', marker,
+                                           state_dict=model.state_dict()), device='cpu')
     assert not marker.exists()
 
 
@@ -578,7 +580,8 @@ def test_det_seg_inferencers(config, tmp_path):
     cfg = det_seg_cfg(config)
     with pytest.raises(UnsafeCheckpointError, match='system'):
         Inferencer(model=cfg, weights=code_checkpoint(tmp_path / 'e.pth', marker), device='cpu')
-    text = config_text_checkpoint(tmp_path / 'config.pth', marker)
+    state = Inferencer(model=cfg, weights=None, device='cpu').model.state_dict()
+    text = config_text_checkpoint(tmp_path / 'config.pth', marker, state_dict=state)
     Inferencer(model=cfg, weights=text, device='cpu')
     with pytest.raises(ValueError, match='Cannot find the config in the checkpoint'):
         Inferencer(model=None, weights=text, device='cpu')
@@ -605,7 +608,8 @@ def run_tool(*args):
 
 
 CONVERTERS = {  # converter: a minimal official checkpoint of it
-    'tools/model_converters/groupmixformer2mmpretrain.py': {'head.weight': torch.zeros(2, 2)},
+    'tools/model_converters/groupmixformer2mmpretrain.py': {
+        'conv_stem.proj1.weight': torch.zeros(2, 3, 3, 3)},
     'tools/model_converters/flatten2mmpretrain.py': {'pos_embed1': torch.zeros(1, 4, 8)},
 }
 
