@@ -25,6 +25,9 @@ DEMOS = {  # (family, task): demo config
     ('flatten', 'cls'): 'mmpretrain_cfgs/flatten/flatten-pvtv2-b0_demo.py',
     ('flatten', 'det'): 'mmdet_cfgs/flatten/mask-rcnn_flatten-pvtv2-b0_fpn_demo.py',
     ('flatten', 'seg'): 'mmseg_cfgs/flatten/upernet_flatten-pvtv2-b0_demo.py',
+    ('unified', 'cls'): 'mmpretrain_cfgs/unified/unified-dcnv3-micro_demo.py',
+    ('unified', 'det'): 'mmdet_cfgs/unified/mask-rcnn_unified-dcnv3-micro_fpn_demo.py',
+    ('unified', 'seg'): 'mmseg_cfgs/unified/upernet_unified-dcnv3-micro_demo.py',
 }
 METRIC = {'cls': 'accuracy/top1', 'det': 'coco/segm_mAP', 'seg': 'mIoU'}
 

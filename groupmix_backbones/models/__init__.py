@@ -2,6 +2,9 @@ from .base import DenseBackbone, Stage
 from .flatten import FLattenCSWin, FLattenPVT, FLattenPVTv2, FLattenSwin
 from .groupmixformer import GroupMixFormer
 from .loading import CheckpointMismatchError
+from .necks import PointwiseConvPoolNeck
+from .unified import (UnifiedBackbone, UnifiedConvNeXt, UnifiedPVT, UnifiedSwin)
 
 __all__ = ['DenseBackbone', 'Stage', 'CheckpointMismatchError', 'FLattenPVT', 'FLattenPVTv2',
-           'FLattenSwin', 'FLattenCSWin', 'GroupMixFormer']
+           'FLattenSwin', 'FLattenCSWin', 'GroupMixFormer', 'PointwiseConvPoolNeck', 'UnifiedBackbone',
+           'UnifiedConvNeXt', 'UnifiedPVT', 'UnifiedSwin']
