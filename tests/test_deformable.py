@@ -293,3 +293,14 @@ def test_cuda_op_matches_pytorch_path():
         out = module(x, (5, 9))
         outputs.append((out, *torch.autograd.grad(out.square().sum(), [x, *module.parameters()])))
     torch.testing.assert_close(outputs[0], outputs[1], atol=1e-4, rtol=1e-4)
+
+
+def test_benchmark_tool_runs(capsys):
+    from conftest import load_tool
+    load_tool('tools/analysis_tools/benchmark_dcnv3.py').main(
+        ['--sizes', '3', '5', '--batch', '2', '--dim', '8', '--heads', '2', '--repeat', '1',
+         '--warmup', '0', '--device', 'cpu'])
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith('| ')][1:]
+    assert [row.split('|')[1].strip() for row in rows] == [
+        name for name in ('sample: ours, grid_sample', 'sample: mmcv pytorch reference',
+                          'DCNv3 layer, grid_sample') for _ in range(2)]
