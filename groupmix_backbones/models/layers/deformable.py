@@ -114,10 +114,13 @@ class DCNv3(nn.Module):
     summed and projected. Tokens (B, N, C) of a ``hw_shape`` map, any size.
 
     Parameters have the official shapes; official ``attn.dw_conv.0.*`` is ``dw_conv.*``,
-    ``attn.dw_conv.1.norm.*`` is ``dw_norm.*``, the other names are the same. The official
-    initialisation (zero offsets and weights: the base grid, averaged; xavier projections) is
-    :meth:`init_weights`, run at construction; a backbone that re-initialises linear layers must
-    call it again afterwards.
+    ``attn.dw_conv.1.norm.*`` is ``dw_norm.*``, the other names are the same.
+
+    :meth:`init_weights`, run at construction, is the official mixer's own initialisation (zero
+    offsets and weights: the base grid, averaged; xavier projections). The official unified
+    backbone then re-initialises every Linear and Conv2d, these included, with a truncated normal
+    (std .02, zero bias); a backbone that wants the mixer's own must call :meth:`init_weights`
+    after its other initialisation.
     """
 
     def __init__(self, dim: int, *, num_heads: int, kernel_size: int = 3, points: int = 9,
@@ -142,7 +145,7 @@ class DCNv3(nn.Module):
 
     @torch.no_grad()
     def init_weights(self):
-        """The official initialisation of the linear layers (the conv and norm keep PyTorch's)."""
+        """The official mixer's initialisation of its linear layers (conv and norm: PyTorch's)."""
         for layer in (self.sampling_offsets, self.attention_weights):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
