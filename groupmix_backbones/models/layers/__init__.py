@@ -2,6 +2,7 @@
 from .attention import (MASK_VALUE, ShiftedWindowAttention, SpatialReductionAttention, check_heads,
                         relative_position_index, shifted_window_mask, softmax_attention)
 from .block import PreNormBlock
+from .deformable import DCNv3, deformable_sample, kernel_grid
 from .drop import drop_path, drop_path_schedule
 from .embed import ConvPatchEmbed, GridPositionEmbedding, PatchMerging
 from .mlp import Mlp
@@ -11,9 +12,10 @@ from .shape import (SavedGrids, adapt_saved_grids, image_to_tokens, pad_for_stri
                     window_partition, window_reverse)
 
 __all__ = [
-    'MASK_VALUE', 'PreNormBlock', 'ShiftedWindowAttention', 'SpatialReductionAttention', 'check_heads',
-    'relative_position_index', 'shifted_window_mask', 'softmax_attention', 'drop_path',
-    'drop_path_schedule', 'ConvPatchEmbed', 'GridPositionEmbedding', 'PatchMerging', 'Mlp', 'build_norm', 'SavedGrids',
+    'MASK_VALUE', 'PreNormBlock', 'ShiftedWindowAttention', 'SpatialReductionAttention',
+    'check_heads', 'relative_position_index', 'shifted_window_mask', 'softmax_attention',
+    'DCNv3', 'deformable_sample', 'kernel_grid', 'drop_path', 'drop_path_schedule',
+    'ConvPatchEmbed', 'GridPositionEmbedding', 'PatchMerging', 'Mlp', 'build_norm', 'SavedGrids',
     'adapt_saved_grids', 'image_to_tokens', 'pad_for_strided_conv', 'pad_to_multiple',
     'resize_pos_embed', 'to_2tuple', 'tokens_to_image', 'window_partition', 'window_reverse'
 ]
