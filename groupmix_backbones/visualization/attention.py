@@ -143,4 +143,3 @@ def spatial_reduction_map(module: SpatialReductionAttention, args, kwargs, cell)
     h, w = -(-H // r), -(-W // r)
     spread = probs.reshape(heads, h, w).repeat_interleave(r, 1).repeat_interleave(r, 2) / r ** 2
     return spread[:, :H, :W]
-

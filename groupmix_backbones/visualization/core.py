@@ -55,8 +55,9 @@ def get_visualizer(backbone_type: str) -> Callable[..., Maps]:
     """The visualizer of a backbone class name; :class:`UnknownBackboneError` lists the names that
     have one."""
     if backbone_type not in VISUALIZERS:
-        raise UnknownBackboneError(f'No visualizer for backbone type {backbone_type!r}. Backbones with one: '
-                       f'{", ".join(sorted(VISUALIZERS))}.')
+        raise UnknownBackboneError(
+            f'No visualizer for backbone type {backbone_type!r}. Backbones with one: '
+            f'{", ".join(sorted(VISUALIZERS))}.')
     return VISUALIZERS[backbone_type]
 
 
