@@ -11,6 +11,7 @@ from groupmix_backbones.models import FLattenCSWin, FLattenPVT, FLattenPVTv2, FL
 from groupmix_backbones.models.flatten.common import ProjectedLinearAttention
 from groupmix_backbones.models.flatten.cswin import CSWinLinearAttention, CSWinStripeAttention
 from groupmix_backbones.models.layers import ShiftedWindowAttention, SpatialReductionAttention
+from groupmix_backbones.checkpoint import UnsafeCheckpointError
 from groupmix_backbones.models.loading import CheckpointMismatchError
 from groupmix_backbones.visualization import core
 from groupmix_backbones.visualization.attention import (layer_map_of, shifted_window_map,
@@ -288,3 +289,25 @@ def test_a_family_needs_only_a_registered_visualizer(tmp_path):
     assert paths[0].endswith('00_significance.png') and png.shape == (30, 41, 3)
     assert not (png == core.MARK_COLOR).all(-1).any()  # no query, no mark
     assert core.marked_query('FLattenSwin', None) == core.DEFAULT_QUERY
+
+
+class Payload:
+    """Pickles as ``os.system(command)``."""
+
+    def __init__(self, command):
+        self.command = command
+
+    def __reduce__(self):
+        import os
+        return os.system, (self.command, )
+
+
+def test_a_crafted_checkpoint_is_refused(image_path, tmp_path):
+    config, _, backbone = host_files(tmp_path, FLattenPVTv2)
+    marker = tmp_path / 'ran'
+    crafted = tmp_path / 'crafted.pth'
+    torch.save({'state_dict': dict(backbone.state_dict()), 'meta': Payload(f'touch {marker}')},
+               crafted)
+    with pytest.raises(UnsafeCheckpointError, match='crafted.pth'):
+        tool.main([config, str(crafted), image_path, '--out-dir', str(tmp_path / 'out')])
+    assert not marker.exists()
