@@ -93,7 +93,7 @@ def block_attention_maps(backbone: nn.Module, image: torch.Tensor, query: Option
             if (title, name) not in inputs:
                 continue
             args, kwargs = inputs[title, name]
-            hw_shape = tuple(args[-1] if 'hw_shape' not in kwargs else kwargs['hw_shape'])
+            hw_shape = tuple(kwargs.get('hw_shape', args[-1]))
             branches.append(equivalent_map(layer_map_of(module)(
                 module, args, kwargs, query_cell(query, hw_shape))))
         if branches:

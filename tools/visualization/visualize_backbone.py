@@ -1,7 +1,7 @@
-"""Draw what a backbone does on your own image: its maps (FLatten: the equivalent attention of a
-query in every block) over the image, one PNG per map or one sheet.
+"""Draw a backbone's maps over your own image (FLatten: each block's attention of a query), one
+PNG per map or one sheet.
 
-    python tools/visualization/visualize_backbone.py CONFIG CHECKPOINT IMAGE --out-dir DIR \
+    python tools/visualization/visualize_backbone.py CONFIG CHECKPOINT IMAGE --out-dir DIR
         [--query Y X] [--layers PATTERN ...] [--sheet] [--device cpu]
 
 CONFIG is any of our classification, detection or segmentation configs (its ``model.backbone`` is
@@ -105,17 +105,18 @@ def query_fractions(values, image_hw):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('config')
-    parser.add_argument('checkpoint')
-    parser.add_argument('image')
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('config', help='classification, detection or segmentation config')
+    parser.add_argument('checkpoint', help="trained model's or converted backbone checkpoint")
+    parser.add_argument('image', help='any image PIL reads, drawn at its own size')
     parser.add_argument('--out-dir', required=True, help='where the PNGs go')
     parser.add_argument('--query', nargs=2, metavar=('Y', 'X'),
                         help='query point: fractions (0.5 0.25) or pixels (120 64)')
     parser.add_argument('--layers', nargs='+', metavar='PATTERN',
                         help="maps to draw, by title or pattern (e.g. 'stage1.*')")
     parser.add_argument('--sheet', action='store_true', help='one sheet.png of all maps')
-    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--device', default='cpu', help='e.g. cuda:0')
     args = parser.parse_args(argv)
     rgb = load_image(args.image)
     query = query_fractions(args.query, rgb.shape[:2])
