@@ -23,8 +23,9 @@ from timm.layers import trunc_normal_
 
 from ..registry import register_backbone
 from .base import DenseBackbone, Stage
-from .layers import (ConvPatchEmbed, GridPositionEmbedding, PreNormBlock, ShiftedWindowAttention,
-                     SpatialReductionAttention, build_norm, image_to_tokens, tokens_to_image)
+from .layers import (DCNv3, ConvPatchEmbed, GridPositionEmbedding, PreNormBlock,
+                     ShiftedWindowAttention, SpatialReductionAttention, build_norm, image_to_tokens,
+                     tokens_to_image)
 
 STEM_NORM = dict(type='LN', eps=1e-6)  # the official LayerNorm2d of stem, downsampling, stage ends
 
@@ -217,3 +218,30 @@ class UnifiedConvNeXt(UnifiedBackbone):
 
     def build_mixer(self, stage, index, dim):
         return DepthwiseConvMixer(dim, kernel_size=self.arch_settings.get('kernel_size', 7))
+
+
+@register_backbone
+class UnifiedInternImage(UnifiedBackbone):
+    """U-InternImage: DCNv3 (:class:`~.layers.DCNv3`: per head, a softmax-weighted sum of samples at
+    learned points around each pixel, after a depthwise conv of the query) in the unified
+    architecture. On CUDA it samples through mmcv's compiled deformable attention op, elsewhere
+    through ``grid_sample``.
+
+    ``arch``: ``micro``, ``tiny``, ``small``, ``base`` or a dict with ``embed_dims``, ``depths``,
+    ``num_heads`` and optionally ``kernel_size`` (3, the depthwise conv) and ``points`` (9, a
+    square). Other arguments: :class:`UnifiedBackbone`.
+    """
+
+    arch_zoo = _sizes(
+        dict(kernel_size=3, points=9),
+        micro=dict(embed_dims=_widths(32), depths=[2, 2, 9, 2], num_heads=[2, 4, 8, 16]),
+        tiny=dict(embed_dims=_widths(64), depths=[4, 4, 18, 4], num_heads=[4, 8, 16, 32]),
+        small=dict(embed_dims=_widths(80), depths=[4, 4, 21, 4], num_heads=[5, 10, 20, 40]),
+        base=dict(embed_dims=_widths(112), depths=[4, 4, 21, 4], num_heads=[7, 14, 28, 56]))
+    arch_keys = ('embed_dims', 'depths', 'num_heads')
+    optional_arch_keys = ('kernel_size', 'points')
+
+    def build_mixer(self, stage, index, dim):
+        settings = self.arch_settings
+        return DCNv3(dim, num_heads=settings['num_heads'][stage],
+                     kernel_size=settings.get('kernel_size', 3), points=settings.get('points', 9))
