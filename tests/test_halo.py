@@ -7,8 +7,9 @@ import torch
 import torch.nn.functional as F
 from timm.layers.halo_attn import rel_logits_1d
 
-from groupmix_backbones.models.layers import (MASK_VALUE, HaloAttention, halo_key_mask,
-                                              halo_relative_index, make_divisible)
+from groupmix_backbones.models.layers import (MASK_VALUE, HaloAttention, adapt_halo_tables,
+                                              halo_key_mask, halo_relative_index,
+                                              make_divisible)
 
 
 def randomised(attn: HaloAttention, std: float = 0.5) -> HaloAttention:
@@ -101,8 +102,8 @@ def test_matches_per_query_reference_values_and_gradients(hw_shape, dim, heads, 
         torch.testing.assert_close(grad, expected[name], msg=name)
 
 
-@pytest.mark.parametrize('hw_shape,dim,heads', [((7, 7), 16, 2), ((14, 21), 24, 3),
-                                                 ((21, 14), 32, 1)])
+@pytest.mark.parametrize('hw_shape,dim,heads',
+                         [((7, 7), 16, 2), ((14, 21), 24, 3), ((21, 14), 32, 1)])
 def test_matches_official_forward_at_block_multiples(hw_shape, dim, heads):
     """Within 1e-5 in float32 (logits of a few units), and to float64 rounding."""
     attn = randomised(HaloAttention(dim, num_heads=heads), std=0.2).eval()
@@ -214,3 +215,27 @@ def test_parameters_and_head_dims():
     assert [make_divisible(v) for v in (8, 10, 12, 36, 96, 100)] == [8, 16, 16, 40, 96, 104]
     with pytest.raises(ValueError, match='divisible by num_heads'):
         HaloAttention(10, num_heads=3)
+
+
+def test_tables_of_another_window_are_resized_on_load(capsys):
+    """Block 7 + halo 3 tables (25 rows) into a block 4 + halo 2 layer (15 rows): linear with
+    aligned corners (the official loader's), ends kept; equal tables untouched."""
+    saved = torch.nn.Sequential(HaloAttention(16, num_heads=2)).state_dict()
+    model = torch.nn.Sequential(HaloAttention(16, num_heads=2, block_size=4, halo_size=2))
+    state = dict(saved)
+    adapt_halo_tables(model, state)
+    model.load_state_dict(state)
+    table = model[0].height_rel.detach()
+    assert table.shape == (15, 8)
+    torch.testing.assert_close(table[[0, -1]], saved['0.height_rel'][[0, -1]])
+    torch.testing.assert_close(table[7], saved['0.height_rel'][12])  # the centre stays the centre
+    step = 24 / 14  # new row 1 lies at old row 1.714
+    torch.testing.assert_close(table[1], saved['0.height_rel'][1] * (2 - step)
+                               + saved['0.height_rel'][2] * (step - 1))
+    assert 'Resized 0.width_rel from 25 to 15 relative positions' in capsys.readouterr().out
+    same = dict(saved)
+    adapt_halo_tables(torch.nn.Sequential(HaloAttention(16, num_heads=2)), same)
+    assert all(same[key] is saved[key] for key in saved)
+    other_channels = {'0.height_rel': torch.randn(25, 4)}
+    adapt_halo_tables(model, other_channels)
+    assert other_channels['0.height_rel'].shape == (25, 4)  # left to the shape check

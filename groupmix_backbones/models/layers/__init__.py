@@ -4,7 +4,8 @@ from .attention import (MASK_VALUE, ShiftedWindowAttention, SpatialReductionAtte
 from .block import PreNormBlock
 from .drop import drop_path, drop_path_schedule
 from .embed import ConvPatchEmbed, PatchMerging
-from .halo import HaloAttention, halo_key_mask, halo_relative_index, make_divisible
+from .halo import (HaloAttention, adapt_halo_tables, halo_key_mask, halo_relative_index,
+                   make_divisible)
 from .mlp import Mlp
 from .norm import build_norm
 from .shape import (SavedGrids, adapt_saved_grids, image_to_tokens, pad_for_strided_conv,
@@ -14,8 +15,8 @@ from .shape import (SavedGrids, adapt_saved_grids, image_to_tokens, pad_for_stri
 __all__ = [
     'MASK_VALUE', 'PreNormBlock', 'ShiftedWindowAttention', 'SpatialReductionAttention', 'check_heads',
     'relative_position_index', 'shifted_window_mask', 'softmax_attention', 'drop_path',
-    'drop_path_schedule', 'ConvPatchEmbed', 'PatchMerging', 'HaloAttention', 'halo_key_mask',
-    'halo_relative_index', 'make_divisible', 'Mlp', 'build_norm', 'SavedGrids',
+    'drop_path_schedule', 'ConvPatchEmbed', 'PatchMerging', 'HaloAttention', 'adapt_halo_tables',
+    'halo_key_mask', 'halo_relative_index', 'make_divisible', 'Mlp', 'build_norm', 'SavedGrids',
     'adapt_saved_grids', 'image_to_tokens', 'pad_for_strided_conv', 'pad_to_multiple',
     'resize_pos_embed', 'to_2tuple', 'tokens_to_image', 'window_partition', 'window_reverse'
 ]

@@ -5,6 +5,7 @@ import functools
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from mmengine.logging import print_log
 
 from .attention import MASK_VALUE, check_heads, softmax_attention
 from .shape import pad_to_multiple
@@ -112,3 +113,25 @@ class HaloAttention(nn.Module):
         out = out.reshape(B, nh, nw, heads, b, b, dv).permute(0, 1, 4, 2, 5, 3, 6)
         out = out.reshape(B, Hp, Wp, heads * dv)[:, :H, :W]
         return self.proj_drop(self.proj(out.reshape(B, N, heads * dv)))
+
+
+def adapt_halo_tables(module: nn.Module, state_dict: dict, prefix: str = '') -> None:
+    """Resize, in ``state_dict``, the ``height_rel``/``width_rel`` tables of every
+    :class:`HaloAttention` below ``module`` saved for another window (block + 2 * halo) to the
+    module's length, linearly with aligned corners as the official loader does; each resize is
+    logged. Tables of other channels are left to the shape check. Call it from a backbone's
+    ``_load_from_state_dict`` before the shape check."""
+    for name, sub in module.named_modules(prefix=prefix.rstrip('.')):
+        if not isinstance(sub, HaloAttention):
+            continue
+        for param_name, param in (('height_rel', sub.height_rel), ('width_rel', sub.width_rel)):
+            key = f'{name}.{param_name}' if name else param_name
+            saved = state_dict.get(key)
+            if not torch.is_tensor(saved) or saved.dim() != 2 or saved.shape == param.shape \
+                    or saved.shape[1] != param.shape[1] or len(saved) < 2:
+                continue
+            resized = F.interpolate(saved.float().T[None], size=len(param), mode='linear',
+                                    align_corners=True)[0].T
+            state_dict[key] = resized.to(saved.dtype).contiguous()
+            print_log(f'Resized {key} from {len(saved)} to {len(param)} relative positions '
+                      '(linear)', logger='current')
