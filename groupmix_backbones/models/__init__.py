@@ -3,9 +3,9 @@ from .flatten import FLattenCSWin, FLattenPVT, FLattenPVTv2, FLattenSwin
 from .groupmixformer import GroupMixFormer
 from .loading import CheckpointMismatchError
 from .necks import PointwiseConvPoolNeck
-from .unified import (UnifiedBackbone, UnifiedConvNeXt, UnifiedInternImage, UnifiedPVT,
-                      UnifiedSwin)
+from .unified import (UnifiedBackbone, UnifiedConvNeXt, UnifiedHaloNet, UnifiedInternImage,
+                      UnifiedPVT, UnifiedSwin)
 
 __all__ = ['DenseBackbone', 'Stage', 'CheckpointMismatchError', 'FLattenPVT', 'FLattenPVTv2',
            'FLattenSwin', 'FLattenCSWin', 'GroupMixFormer', 'PointwiseConvPoolNeck', 'UnifiedBackbone',
-           'UnifiedConvNeXt', 'UnifiedInternImage', 'UnifiedPVT', 'UnifiedSwin']
+           'UnifiedConvNeXt', 'UnifiedHaloNet', 'UnifiedInternImage', 'UnifiedPVT', 'UnifiedSwin']

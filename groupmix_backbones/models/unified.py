@@ -23,9 +23,9 @@ from timm.layers import trunc_normal_
 
 from ..registry import register_backbone
 from .base import DenseBackbone, Stage
-from .layers import (DCNv3, ConvPatchEmbed, GridPositionEmbedding, PreNormBlock,
-                     ShiftedWindowAttention, SpatialReductionAttention, build_norm, image_to_tokens,
-                     tokens_to_image)
+from .layers import (DCNv3, ConvPatchEmbed, GridPositionEmbedding, HaloAttention, PreNormBlock,
+                     ShiftedWindowAttention, SpatialReductionAttention, adapt_halo_tables,
+                     build_norm, image_to_tokens, tokens_to_image)
 
 STEM_NORM = dict(type='LN', eps=1e-6)  # the official LayerNorm2d of stem, downsampling, stage ends
 
@@ -168,12 +168,38 @@ class UnifiedPVT(UnifiedBackbone):
         return self.arch_settings['mlp_ratios'][stage]
 
 
-_SWIN_LIKE = _sizes(
-    dict(window_size=7),
+_LOCAL_ATTENTION = dict(  # U-HaloNet's and U-Swin's sizes
     micro=dict(embed_dims=_widths(32), depths=[2, 2, 9, 2], num_heads=[1, 2, 4, 8]),
     tiny=dict(embed_dims=_widths(96), depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24]),
     small=dict(embed_dims=_widths(96), depths=[2, 2, 18, 2], num_heads=[3, 6, 12, 24]),
     base=dict(embed_dims=_widths(128), depths=[2, 2, 18, 2], num_heads=[4, 8, 16, 32]))
+
+
+@register_backbone
+class UnifiedHaloNet(UnifiedBackbone):
+    """U-HaloNet: HaloNet's blocked local attention (:class:`~.layers.HaloAttention`: each 7x7 block
+    of queries attends to the 13x13 window around it, with query-related relative logits) in the
+    unified architecture. Maps of any size are padded to block multiples and every key outside the
+    real map is masked; relative tables saved for another window are resized on load.
+
+    ``arch``: ``micro``, ``tiny``, ``small``, ``base`` or a dict with ``embed_dims``, ``depths``,
+    ``num_heads`` and optionally ``block_size`` (7) and ``halo_size`` (3). Other arguments:
+    :class:`UnifiedBackbone`.
+    """
+
+    arch_zoo = _sizes(dict(block_size=7, halo_size=3), **_LOCAL_ATTENTION)
+    arch_keys = ('embed_dims', 'depths', 'num_heads')
+    optional_arch_keys = ('block_size', 'halo_size')
+
+    def build_mixer(self, stage, index, dim):
+        settings = self.arch_settings
+        return HaloAttention(dim, num_heads=settings['num_heads'][stage],
+                             block_size=settings.get('block_size', 7),
+                             halo_size=settings.get('halo_size', 3))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        adapt_halo_tables(self, state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
 @register_backbone
@@ -186,7 +212,7 @@ class UnifiedSwin(UnifiedBackbone):
     ``num_heads`` and optionally ``window_size`` (7). Other arguments: :class:`UnifiedBackbone`.
     """
 
-    arch_zoo = _SWIN_LIKE
+    arch_zoo = _sizes(dict(window_size=7), **_LOCAL_ATTENTION)
     arch_keys = ('embed_dims', 'depths', 'num_heads')
     optional_arch_keys = ('window_size', )
     block_norm_eps = 1e-6
