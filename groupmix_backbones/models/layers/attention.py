@@ -55,6 +55,7 @@ def relative_position_index(window_size: int, device: torch.device) -> torch.Ten
     return rel[0] * (2 * window_size - 1) + rel[1]
 
 
+@size_cache
 def shifted_window_mask(hw_shape, padded_hw, window_size: int, shift: int, device):
     """(num_windows, w*w, w*w) additive mask of Swin's shifted windows on a map padded to window
     multiples: keys of other shift regions and padded keys are masked; None when every window is
