@@ -41,7 +41,8 @@ def test_sincos_pos_embed_is_maes():
     """Against MAE's numpy formula (the official pos_embed.py), written out here."""
     dim, size = 16, 5
     omega = 1. / 10000 ** (np.arange(dim // 4, dtype=np.float64) / (dim / 4))
-    grid_w, grid_h = np.meshgrid(np.arange(size, dtype=np.float32), np.arange(size, dtype=np.float32))
+    axis = np.arange(size, dtype=np.float32)
+    grid_w, grid_h = np.meshgrid(axis, axis)
 
     def one_d(pos):
         out = np.einsum('m,d->md', pos.reshape(-1), omega)

@@ -25,6 +25,9 @@ DEMOS = {  # (family, task): demo config
     ('flatten', 'cls'): 'mmpretrain_cfgs/flatten/flatten-pvtv2-b0_demo.py',
     ('flatten', 'det'): 'mmdet_cfgs/flatten/mask-rcnn_flatten-pvtv2-b0_fpn_demo.py',
     ('flatten', 'seg'): 'mmseg_cfgs/flatten/upernet_flatten-pvtv2-b0_demo.py',
+    ('sgformer', 'cls'): 'mmpretrain_cfgs/sgformer/sgformer-tiny_demo.py',
+    ('sgformer', 'det'): 'mmdet_cfgs/sgformer/mask-rcnn_sgformer-tiny_fpn_demo.py',
+    ('sgformer', 'seg'): 'mmseg_cfgs/sgformer/upernet_sgformer-tiny_demo.py',
 }
 METRIC = {'cls': 'accuracy/top1', 'det': 'coco/segm_mAP', 'seg': 'mIoU'}
 

@@ -52,7 +52,8 @@ def sincos_pos_embed(dim: int, hw_shape) -> torch.Tensor:
     """(1, H*W, dim) 2-D sine-cosine embedding (MAE's): the first half encodes the column, the
     second the row, each as [sin, cos] of ``dim / 4`` frequencies."""
     if dim % 4:
-        raise ValueError(f'A 2-D sine-cosine position embedding needs dim divisible by 4, got {dim}.')
+        raise ValueError(f'A 2-D sine-cosine position embedding needs dim divisible by 4, got '
+                         f'{dim}.')
     omega = 1. / 10000 ** (torch.arange(dim // 4, dtype=torch.float64) / (dim / 4))
     rows, cols = torch.meshgrid(torch.arange(hw_shape[0], dtype=torch.float64),
                                 torch.arange(hw_shape[1], dtype=torch.float64), indexing='ij')
