@@ -295,3 +295,85 @@ def test_checkpoint_of_another_pretraining_size_loads_resized():
     assert dst.patch_embed.pos_embed.shape == (1, 24 * 24, 16)
     with torch.no_grad():
         assert all(torch.isfinite(o).all() for o in dst.eval()(torch.randn(1, 3, 65, 97)))
+
+
+# ---------------------------------------------------------------- visualization
+def test_visualizer_draws_the_significance_of_each_hybrid_block(tmp_path):
+    """The maps are the significance the guided blocks sort by (read through the same submodule
+    by a hook of the test), one per hybrid-scale block, drawn at the image's size."""
+    from PIL import Image
+
+    from conftest import load_tool
+    from groupmix_backbones.visualization import visualize
+    torch.manual_seed(0)
+    backbone = SGFormer(arch=TINY, pretrain_img_size=64).eval()
+    image = torch.randn(1, 3, 72, 88)
+    sorted_by = []
+    for stage in backbone.stages[:3]:
+        stage.blocks[1].register_forward_pre_hook(lambda module, args: sorted_by.append(args[2]))
+    maps = visualize(backbone, image)
+    assert [title for title, _ in maps] == [f'stage{i}.block1 significance' for i in (1, 2, 3)]
+    for (_, values), expected, stride in zip(maps, sorted_by, (4, 8, 16)):
+        assert values.shape == (math.ceil(72 / stride), math.ceil(88 / stride))
+        torch.testing.assert_close(values, expected[0])
+    config = tmp_path / 'sgformer.py'
+    config.write_text(f"default_scope = 'mmpretrain'\nmodel = dict(type='ImageClassifier', "
+                      f"backbone=dict(type='SGFormer', arch={TINY}, pretrain_img_size=64))\n")
+    checkpoint = tmp_path / 'sgformer.pth'
+    torch.save({'state_dict': {f'backbone.{k}': v for k, v in backbone.state_dict().items()}},
+               checkpoint)
+    picture = tmp_path / 'image.png'
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (72, 88, 3), np.uint8)).save(picture)
+    paths = load_tool('tools/visualization/visualize_backbone.py').main(
+        [str(config), str(checkpoint), str(picture), '--out-dir', str(tmp_path / 'out')])
+    assert [p.rsplit('/', 1)[1] for p in paths] == [
+        f'{i:02d}_stage{i + 1}.block1_significance.png' for i in range(3)]
+    assert all(np.asarray(Image.open(p)).shape[:2] == (72, 88) for p in paths)
+
+
+# ---------------------------------------------------------------- compare_official
+STAND_IN = '''
+"""Stand-in of OliverRensu/SG-Former's sgformer.py: imports its sibling pos_embed.py, needs
+np.float when a model is built, and is our classifier under the official key names."""
+import numpy as np
+import torch
+from mmengine.registry import DefaultScope
+from mmpretrain.registry import MODELS
+from pos_embed import OFFSET
+from test_sgformer import to_official
+
+
+def sgformer_s():
+    np.float  # removed in numpy 1.24: the comparison restores it
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        return Classifier(MODELS.build(dict(
+            type='ImageClassifier', backbone=dict(type='SGFormer', arch='s', out_indices=(3, )),
+            neck=dict(type='GlobalAveragePooling'),
+            head=dict(type='LinearClsHead', num_classes=1000, in_channels=512))))
+
+
+class Classifier(torch.nn.Module):
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def state_dict(self):
+        return {to_official(k): v for k, v in self.inner.state_dict().items()}
+
+    def forward(self, x):
+        assert x.dtype == torch.float64  # sorting near-equal significances: compared in float64
+        return self.inner(x, mode='tensor') + OFFSET
+'''
+
+
+@pytest.mark.parametrize('offset,code', [(0.0, 0), (1e-3, 1)])
+def test_compare_official_imports_siblings_and_restores_numpy_float(tmp_path, capsys, in_repo,
+                                                                    offset, code):
+    from conftest import load_tool
+    (tmp_path / 'sgformer.py').write_text(STAND_IN)
+    (tmp_path / 'pos_embed.py').write_text(f'OFFSET = {offset}\n')
+    config = 'mmpretrain_cfgs/sgformer/sgformer-s_8xb128_in1k.py'
+    tool = load_tool('tools/analysis_tools/compare_official.py')
+    assert tool.main(['--official-repo', str(tmp_path), config]) == code
+    diff = float(capsys.readouterr().out.strip().splitlines()[-1].split('= ')[1].split()[0])
+    assert abs(diff - offset) < 1e-9

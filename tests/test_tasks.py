@@ -28,6 +28,9 @@ DEMOS = {  # (family, task): demo config
     ('sgformer', 'cls'): 'mmpretrain_cfgs/sgformer/sgformer-tiny_demo.py',
     ('sgformer', 'det'): 'mmdet_cfgs/sgformer/mask-rcnn_sgformer-tiny_fpn_demo.py',
     ('sgformer', 'seg'): 'mmseg_cfgs/sgformer/upernet_sgformer-tiny_demo.py',
+    ('unified', 'cls'): 'mmpretrain_cfgs/unified/unified-dcnv3-micro_demo.py',
+    ('unified', 'det'): 'mmdet_cfgs/unified/mask-rcnn_unified-dcnv3-micro_fpn_demo.py',
+    ('unified', 'seg'): 'mmseg_cfgs/unified/upernet_unified-dcnv3-micro_demo.py',
 }
 METRIC = {'cls': 'accuracy/top1', 'det': 'coco/segm_mAP', 'seg': 'mIoU'}
 

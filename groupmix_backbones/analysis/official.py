@@ -2,6 +2,7 @@
 vendored): the official model is built with random weights, converted by our converter, loaded
 strictly into the classifier of our config, and both are run on the same input."""
 import importlib.util
+import os
 import os.path as osp
 import sys
 import types
@@ -69,7 +70,8 @@ OFFICIAL: Dict[str, OfficialModel] = {
 
 def import_official(repo: str, module: str, stubs=(), setup=None):
     """Import the file ``module`` of the official clone ``repo`` as a module of its own (its
-    folder first on ``sys.path`` meanwhile, for its imports of sibling files)."""
+    folder first on ``sys.path`` meanwhile, for its imports of sibling files, which are not kept
+    in ``sys.modules``: another clone's files of the same names are imported afresh)."""
     path = osp.join(repo, module)
     if not osp.isfile(path):
         raise FileNotFoundError(f'{path} does not exist: --official-repo must be a clone of the '
@@ -83,10 +85,14 @@ def import_official(repo: str, module: str, stubs=(), setup=None):
     loaded = sys.modules[name] = importlib.util.module_from_spec(spec)
     folder = osp.dirname(osp.abspath(path))
     sys.path.insert(0, folder)
+    before = set(sys.modules)
     try:
         spec.loader.exec_module(loaded)
     finally:
         sys.path.remove(folder)
+        for sibling in set(sys.modules) - before:
+            if (getattr(sys.modules[sibling], '__file__', None) or '').startswith(folder + os.sep):
+                del sys.modules[sibling]
     return loaded
 
 

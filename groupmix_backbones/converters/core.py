@@ -50,22 +50,33 @@ class OfficialFormat:
             when it is not this family's.
         rules (dict): Our backbone type -> :class:`Rules` for its keys.
         expected (str): What an official checkpoint of the family has, for error messages.
+        arch_of (callable, optional): (official state dict, backbone type) -> our arch name, raising
+            :class:`ConversionError` (what was found, which sizes exist) when none fits.
+        adapt (callable, optional): (our key, official tensor) -> our tensor, for parameters whose
+            layout differs (e.g. a 1x1 conv's weight used by a linear layer).
     """
 
     def __init__(self, *, family: str, repo: str, script: str,
                  detect: Callable[[Mapping], Optional[str]], rules: Dict[str, Rules],
-                 expected: str):
+                 expected: str, arch_of: Optional[Callable[[Mapping, str], str]] = None,
+                 adapt: Optional[Callable[[str, torch.Tensor], torch.Tensor]] = None):
         self.family, self.repo, self.script = family, repo, script
         self.detect, self.rules, self.expected = detect, rules, expected
+        self.arch_of, self.adapt = arch_of, adapt
 
-    def convert(self, checkpoint: Mapping) -> Tuple[Dict[str, torch.Tensor], str]:
-        """Our state dict (classifier keys: ``backbone.*``, ``head.fc.*``) and backbone type."""
-        state = official_state_dict(checkpoint)
+    def identify(self, state: Mapping) -> Tuple[str, Optional[str]]:
+        """(our backbone type, arch name or None) of an official state dict; refused otherwise."""
         backbone = self.detect(state)
         if backbone is None:
             raise ConversionError(
                 f'Not an official {self.family} checkpoint: expected {self.expected}; found '
                 f'{describe_keys(state)}.')
+        return backbone, self.arch_of(state, backbone) if self.arch_of else None
+
+    def convert(self, checkpoint: Mapping) -> Tuple[Dict[str, torch.Tensor], str]:
+        """Our state dict (classifier keys: ``backbone.*``, ``head.fc.*``) and backbone type."""
+        state = official_state_dict(checkpoint)
+        backbone, _ = self.identify(state)
         converted = {}
         for key, value in state.items():
             try:
@@ -74,7 +85,7 @@ class OfficialFormat:
                 raise ConversionError(f'Unknown key {key!r} for an official {backbone} checkpoint '
                                       f'({self.repo}); nothing was written.') from None
             if new is not None:
-                converted[new] = value
+                converted[new] = self.adapt(new, value) if self.adapt else value
         return converted, backbone
 
     def main(self, argv: Optional[Sequence[str]] = None) -> None:
@@ -87,10 +98,15 @@ class OfficialFormat:
         parser.add_argument('src', help='official checkpoint ({"model": state_dict} or a state dict)')
         parser.add_argument('dst', help='converted checkpoint to write')
         args = parser.parse_args(argv)
-        state, backbone = self.convert(safe_torch_load(args.src, map_location='cpu'))
-        torch.save({'state_dict': state, 'meta': {'converted_from': osp.basename(args.src),
-                                                  'backbone': backbone}}, args.dst)
-        print(f'Converted {len(state)} tensors of an official {backbone} from {args.src} to '
+        checkpoint = safe_torch_load(args.src, map_location='cpu')
+        _, arch = self.identify(official_state_dict(checkpoint))
+        state, backbone = self.convert(checkpoint)
+        meta = {'converted_from': osp.basename(args.src), 'backbone': backbone}
+        if arch:
+            meta['arch'] = arch
+        torch.save({'state_dict': state, 'meta': meta}, args.dst)
+        model = f"{backbone} (arch='{arch}')" if arch else backbone
+        print(f'Converted {len(state)} tensors of an official {model} from {args.src} to '
               f'{args.dst}')
 
 

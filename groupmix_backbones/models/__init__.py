@@ -2,7 +2,12 @@ from .base import DenseBackbone, Stage
 from .flatten import FLattenCSWin, FLattenPVT, FLattenPVTv2, FLattenSwin
 from .groupmixformer import GroupMixFormer
 from .loading import CheckpointMismatchError
+from .necks import PointwiseConvPoolNeck
 from .sgformer import SGFormer
+from .unified import (UnifiedBackbone, UnifiedConvNeXt, UnifiedHaloNet, UnifiedInternImage,
+                      UnifiedPVT, UnifiedSwin)
 
 __all__ = ['DenseBackbone', 'Stage', 'CheckpointMismatchError', 'FLattenPVT', 'FLattenPVTv2',
-           'FLattenSwin', 'FLattenCSWin', 'GroupMixFormer', 'SGFormer']
+           'FLattenSwin', 'FLattenCSWin', 'GroupMixFormer', 'PointwiseConvPoolNeck', 'SGFormer',
+           'UnifiedBackbone', 'UnifiedConvNeXt', 'UnifiedHaloNet', 'UnifiedInternImage',
+           'UnifiedPVT', 'UnifiedSwin']

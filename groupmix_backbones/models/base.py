@@ -21,12 +21,14 @@ class ArchError(KeyError):
 
 
 class Stage(nn.Module):
-    """One stage: an optional downsampling layer, blocks and an optional output norm."""
+    """One stage: an optional downsampling layer, an optional position embedding (called as
+    ``pos_embed(tokens, hw_shape)``), blocks and an optional output norm."""
 
     def __init__(self, blocks: Sequence[nn.Module], *, downsample: Optional[nn.Module] = None,
-                 norm: Optional[nn.Module] = None):
+                 pos_embed: Optional[nn.Module] = None, norm: Optional[nn.Module] = None):
         super().__init__()
         self.downsample = downsample
+        self.pos_embed = pos_embed
         self.blocks = nn.ModuleList(blocks)
         self.norm = norm
 
@@ -164,6 +166,8 @@ class DenseBackbone(BaseModule):
         stage = self.stages[index]
         if stage.downsample is not None:
             x, hw_shape = stage.downsample(x, hw_shape)
+        if stage.pos_embed is not None:
+            x = stage.pos_embed(x, hw_shape)
         for block in stage.blocks:
             x = self.run_block(block, x, hw_shape)
         if stage.norm is not None:

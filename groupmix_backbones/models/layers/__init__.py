@@ -1,9 +1,13 @@
 """Layers that more than one family uses. Family files import from here, never from each other."""
 from .attention import (MASK_VALUE, ShiftedWindowAttention, SpatialReductionAttention, check_heads,
-                        relative_position_index, shifted_window_mask, softmax_attention)
+                        relative_position_index, shifted_window_mask, size_cache,
+                        softmax_attention)
 from .block import PreNormBlock
+from .deformable import DCNv3, deformable_sample, kernel_grid
 from .drop import drop_path, drop_path_schedule
-from .embed import ConvPatchEmbed, PatchMerging
+from .embed import ConvPatchEmbed, GridPositionEmbedding, PatchMerging
+from .halo import (HaloAttention, adapt_halo_tables, halo_key_mask, halo_relative_index,
+                   make_divisible)
 from .mlp import Mlp
 from .norm import build_norm
 from .shape import (SavedGrids, adapt_saved_grids, image_to_tokens, pad_for_strided_conv,
@@ -11,9 +15,12 @@ from .shape import (SavedGrids, adapt_saved_grids, image_to_tokens, pad_for_stri
                     window_partition, window_reverse)
 
 __all__ = [
-    'MASK_VALUE', 'PreNormBlock', 'ShiftedWindowAttention', 'SpatialReductionAttention', 'check_heads',
-    'relative_position_index', 'shifted_window_mask', 'softmax_attention', 'drop_path',
-    'drop_path_schedule', 'ConvPatchEmbed', 'PatchMerging', 'Mlp', 'build_norm', 'SavedGrids',
+    'MASK_VALUE', 'PreNormBlock', 'ShiftedWindowAttention', 'SpatialReductionAttention',
+    'check_heads', 'relative_position_index', 'shifted_window_mask', 'softmax_attention',
+    'size_cache', 'DCNv3', 'deformable_sample', 'kernel_grid', 'drop_path', 'drop_path_schedule',
+    'ConvPatchEmbed', 'GridPositionEmbedding', 'PatchMerging', 'HaloAttention',
+    'adapt_halo_tables', 'halo_key_mask', 'halo_relative_index', 'make_divisible', 'Mlp',
+    'build_norm', 'SavedGrids',
     'adapt_saved_grids', 'image_to_tokens', 'pad_for_strided_conv', 'pad_to_multiple',
     'resize_pos_embed', 'to_2tuple', 'tokens_to_image', 'window_partition', 'window_reverse'
 ]

@@ -33,7 +33,19 @@ def softmax_attention(q, k, v, *, mask=None, dropout_p: float = 0.):
     return out.reshape(*lead, heads, num_q, out.shape[-1])
 
 
-@functools.lru_cache(maxsize=None)
+def size_cache(fn):
+    """Cache a table that depends only on sizes and the device (arguments hashable), built as an
+    ordinary tensor even under ``torch.inference_mode``, so that a table first built at inference
+    can later be saved for backward when training."""
+    @functools.lru_cache(maxsize=None)
+    @functools.wraps(fn)
+    def build(*args):
+        with torch.inference_mode(False):
+            return fn(*args)
+    return build
+
+
+@size_cache
 def relative_position_index(window_size: int, device: torch.device) -> torch.Tensor:
     """(w*w, w*w) index of each query/key pair of a w x w window into a (2w-1)^2 bias table."""
     with torch.device(device):

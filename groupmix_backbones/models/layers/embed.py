@@ -20,9 +20,10 @@ class ConvPatchEmbed(SavedGrids, nn.Module):
     grid_mode = 'bilinear'
 
     def __init__(self, in_channels: int, out_channels: int, *, kernel_size: int, stride: int,
-                 padding: int = 0, norm_cfg=dict(type='LN'), pos_hw=None, drop_rate: float = 0.):
+                 padding: int = 0, bias: bool = True, norm_cfg=dict(type='LN'), pos_hw=None,
+                 drop_rate: float = 0.):
         super().__init__()
-        self.proj = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding)
+        self.proj = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=bias)
         self.norm = build_norm(norm_cfg, out_channels)
         self.pos_hw = tuple(pos_hw) if pos_hw else None
         if self.pos_hw:
@@ -44,6 +45,27 @@ class ConvPatchEmbed(SavedGrids, nn.Module):
         if self.pos_hw:
             x = x + resize_pos_embed(self.pos_embed, self.pos_hw, hw_shape, mode=self.grid_mode)
         return self.drop(x), hw_shape
+
+
+class GridPositionEmbedding(SavedGrids, nn.Module):
+    """A learned absolute position embedding ``weight`` (1, h*w, C) of a ``grid`` (h, w), added to
+    tokens (B, N, C) of any ``hw_shape`` map after resizing (bilinear, corners aligned: the unified
+    family's U-PVT resizes so in its detection code and on load)."""
+
+    grid_mode = 'bilinear'
+    grid_align_corners = True
+
+    def __init__(self, dim: int, *, grid):
+        super().__init__()
+        self.grid = tuple(grid)
+        self.weight = nn.Parameter(torch.zeros(1, self.grid[0] * self.grid[1], dim))
+
+    def saved_grids(self):
+        yield 'weight', self.weight, self.grid
+
+    def forward(self, x, hw_shape):
+        return x + resize_pos_embed(self.weight, self.grid, hw_shape, mode=self.grid_mode,
+                                    align_corners=self.grid_align_corners)
 
 
 class PatchMerging(nn.Module):

@@ -61,14 +61,15 @@ def window_reverse(windows: torch.Tensor, window_hw, hw_shape) -> torch.Tensor:
     return x.reshape(-1, H, W, C)
 
 
-def resize_pos_embed(pos_embed: torch.Tensor, src_hw, dst_hw, mode: str = 'bicubic') -> torch.Tensor:
+def resize_pos_embed(pos_embed: torch.Tensor, src_hw, dst_hw, mode: str = 'bicubic',
+                     align_corners: bool = False) -> torch.Tensor:
     """Interpolate position embedding tokens (1, src_h*src_w, C) of a src_hw grid to dst_hw; returned
     unchanged when the grids are equal."""
     src_hw, dst_hw = tuple(src_hw), tuple(dst_hw)
     if src_hw == dst_hw:
         return pos_embed
     grid = pos_embed.reshape(1, *src_hw, -1).permute(0, 3, 1, 2)
-    grid = F.interpolate(grid, size=dst_hw, mode=mode, align_corners=False)
+    grid = F.interpolate(grid, size=dst_hw, mode=mode, align_corners=align_corners)
     return grid.flatten(2).transpose(1, 2)
 
 
@@ -83,6 +84,7 @@ class SavedGrids:
 
     #: interpolation used on load (the one the module's forward uses for other sizes)
     grid_mode = 'bicubic'
+    grid_align_corners = False
 
     def saved_grids(self) -> Iterator[Tuple[str, torch.Tensor, Tuple[int, int]]]:
         """Yield ``(parameter name, parameter, grid (h, w))``."""
@@ -106,7 +108,8 @@ def adapt_saved_grids(module: torch.nn.Module, state_dict: dict, prefix: str = '
             side = math.isqrt(tokens.shape[1])
             if side * side != tokens.shape[1]:
                 continue
-            resized = resize_pos_embed(tokens.float(), (side, side), grid, mode=sub.grid_mode)
+            resized = resize_pos_embed(tokens.float(), (side, side), grid, mode=sub.grid_mode,
+                                       align_corners=sub.grid_align_corners)
             state_dict[key] = (resized if saved.dim() == 3 else resized[0]).to(saved.dtype)
             print_log(f'Resized {key} from a {side}x{side} grid to {grid[0]}x{grid[1]} '
                       f'({sub.grid_mode})', logger='current')

@@ -1,0 +1,124 @@
+"""HaloNet's blocked local softmax attention with query-related relative position logits, as the
+unified token-mixer models (STM-Evaluation, ``pos_embed_type='query_related'``) use it."""
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.logging import print_log
+
+from .attention import MASK_VALUE, check_heads, size_cache, softmax_attention
+from .shape import pad_to_multiple
+
+
+def make_divisible(value: float, divisor: int = 8, round_limit: float = .9) -> int:
+    """``value`` rounded to the nearest multiple of ``divisor`` (at least ``divisor``), one
+    multiple up when rounding would lose more than 10%."""
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < round_limit * value else rounded
+
+
+@size_cache
+def halo_relative_index(block_size: int, win_size: int, device: torch.device) -> torch.Tensor:
+    """(block, win) index into a (2*win - 1)-row relative table of a query at block position i
+    and a key at window position j along one axis: ``j - i + win - 1``."""
+    with torch.device(device):
+        return torch.arange(win_size)[None, :] - torch.arange(block_size)[:, None] + win_size - 1
+
+
+@size_cache
+def halo_key_mask(hw_shape, block_size: int, halo_size: int, device: torch.device,
+                  dtype: torch.dtype) -> torch.Tensor:
+    """(num_blocks, 1, 1, win*win) additive mask of the keys of each block's halo window that lie
+    outside the real ``hw_shape`` map (halo padding and padding to block multiples)."""
+    win = block_size + 2 * halo_size
+    valid = []
+    for size in hw_shape:  # (num_blocks along the axis, win): is the key's row/column real?
+        with torch.device(device):
+            pos = torch.arange(0, size, block_size)[:, None] - halo_size + torch.arange(win)
+        valid.append((pos >= 0) & (pos < size))
+    valid = valid[0][:, None, :, None] & valid[1][None, :, None, :]  # (nh, nw, win, win)
+    mask = torch.zeros(valid.shape, device=device, dtype=dtype).masked_fill(~valid, MASK_VALUE)
+    return mask.reshape(-1, 1, 1, win * win)
+
+
+class HaloAttention(nn.Module):
+    """HaloNet attention: each ``block_size`` block of queries attends to the ``block_size + 2 *
+    halo_size`` window around it, with relative logits ``q . height_rel[dy] + q . width_rel[dx]``
+    (one pair of tables shared by the heads) added to ``q k^T * scale``.
+
+    Tokens (B, N, C) of a ``hw_shape`` map of any size: the map is padded to block multiples and
+    every key outside the real map is masked, so maps with sides multiple of the block compute the
+    official layer exactly, and other maps attend to their real pixels only. ``kv`` is a Linear
+    whose output channels are laid out (heads, k + v), as the official 1x1 conv's.
+    """
+
+    def __init__(self, dim: int, *, num_heads: int, block_size: int = 7, halo_size: int = 3,
+                 qkv_bias: bool = False, attn_drop: float = 0., proj_drop: float = 0.):
+        super().__init__()
+        check_heads(dim, num_heads)
+        self.num_heads = num_heads
+        self.block_size = block_size
+        self.halo_size = halo_size
+        self.win_size = block_size + 2 * halo_size
+        self.dim_head_qk = make_divisible(dim) // num_heads
+        self.dim_head_v = dim // num_heads
+        self.attn_drop = attn_drop
+        self.q = nn.Linear(dim, num_heads * self.dim_head_qk, bias=qkv_bias)
+        self.kv = nn.Linear(dim, num_heads * (self.dim_head_qk + self.dim_head_v), bias=qkv_bias)
+        table_shape, scale = (2 * self.win_size - 1, self.dim_head_qk), self.dim_head_qk ** -0.5
+        self.height_rel = nn.Parameter(torch.randn(table_shape) * scale)
+        self.width_rel = nn.Parameter(torch.randn(table_shape) * scale)
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+
+    def relative_logits(self, q: torch.Tensor) -> torch.Tensor:
+        """Query-related relative logits of q (..., block*block, dqk), unscaled, for every key of
+        the window: (..., block*block, win*win)."""
+        b, win = self.block_size, self.win_size
+        index = halo_relative_index(b, win, q.device)
+        q = q.unflatten(-2, (b, b))  # (..., row, col, d)
+        rows = torch.einsum('...ycd,ykd->...yck', q, self.height_rel[index])  # key row k
+        cols = torch.einsum('...ycd,ckd->...yck', q, self.width_rel[index])  # key column k
+        return (rows[..., :, None] + cols[..., None, :]).flatten(-4, -3).flatten(-2)
+
+    def forward(self, x: torch.Tensor, hw_shape) -> torch.Tensor:
+        B, N, C = x.shape
+        (H, W), b, halo, win = hw_shape, self.block_size, self.halo_size, self.win_size
+        heads, dqk, dv = self.num_heads, self.dim_head_qk, self.dim_head_v
+        x = pad_to_multiple(x.reshape(B, H, W, C), b, channels_last=True)
+        Hp, Wp = x.shape[1:3]
+        nh, nw = Hp // b, Wp // b
+        q = self.q(x).reshape(B, nh, b, nw, b, heads, dqk).permute(0, 1, 3, 5, 2, 4, 6)
+        q = q.reshape(B, nh * nw, heads, b * b, dqk)
+        kv = F.pad(self.kv(x), (0, 0, halo, halo, halo, halo))
+        kv = kv.unfold(1, win, b).unfold(2, win, b)  # (B, nh, nw, heads * (dqk + dv), win, win)
+        kv = kv.reshape(B, nh * nw, heads, dqk + dv, win * win).transpose(-2, -1)
+        k, v = kv.split([dqk, dv], dim=-1)
+        bias = self.relative_logits(q) + halo_key_mask((H, W), b, halo, x.device, q.dtype)
+        out = softmax_attention(q, k, v, mask=bias,
+                                dropout_p=self.attn_drop if self.training else 0.)
+        out = out.reshape(B, nh, nw, heads, b, b, dv).permute(0, 1, 4, 2, 5, 3, 6)
+        out = out.reshape(B, Hp, Wp, heads * dv)[:, :H, :W]
+        return self.proj_drop(self.proj(out.reshape(B, N, heads * dv)))
+
+
+def adapt_halo_tables(module: nn.Module, state_dict: dict, prefix: str = '') -> None:
+    """Resize, in ``state_dict``, the ``height_rel``/``width_rel`` tables of every
+    :class:`HaloAttention` below ``module`` saved for another window (block + 2 * halo) to the
+    module's length, linearly with aligned corners as the official loader does; each resize is
+    logged. Tables of other channels are left to the shape check. Call it from a backbone's
+    ``_load_from_state_dict`` before the shape check."""
+    for name, sub in module.named_modules(prefix=prefix.rstrip('.')):
+        if not isinstance(sub, HaloAttention):
+            continue
+        for param_name, param in (('height_rel', sub.height_rel), ('width_rel', sub.width_rel)):
+            key = f'{name}.{param_name}' if name else param_name
+            saved = state_dict.get(key)
+            if not torch.is_tensor(saved) or saved.dim() != 2 or saved.shape == param.shape \
+                    or saved.shape[1] != param.shape[1] or len(saved) < 2:
+                continue
+            resized = F.interpolate(saved.float().T[None], size=len(param), mode='linear',
+                                    align_corners=True)[0].T
+            state_dict[key] = resized.to(saved.dtype).contiguous()
+            print_log(f'Resized {key} from {len(saved)} to {len(param)} relative positions '
+                      '(linear)', logger='current')

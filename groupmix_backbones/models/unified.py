@@ -1,0 +1,273 @@
+"""The unified spatial-token-mixer family of "Demystify Transformers & Convolutions in Modern Image
+Deep Networks" (TPAMI; OpenGVLab/STM-Evaluation): one architecture whose token mixer is the only
+difference. Every model has the same convolutional stem (two 3x3 stride-2 convs) and 3x3 stride-2
+downsampling convs, pre-norm blocks with layer scale (``mixer`` then an MLP) and a LayerNorm ending
+every stage, which also normalises the stage's output map.
+
+One registered class per mixer (``UnifiedHaloNet``, ``UnifiedPVT``, ``UnifiedSwin``,
+``UnifiedConvNeXt``, ``UnifiedInternImage``) over the shared :class:`UnifiedBackbone`: each mixer
+has its own settings (heads, windows, kernels) and its own official checkpoints, so a config reads
+``type='UnifiedSwin', arch='tiny'`` like the paper's names, and the backbone contract test covers
+every mixer and size by walking the registry. A mixer class only says how one block's mixer is
+built; the mixers are shared layers (:mod:`.layers`), except the depthwise-conv mixer of U-ConvNeXt,
+which is this family's own.
+
+The official detection code drops the stage norms and trains new output norms; we keep the
+pretrained stage norms, as the classifier computes them, so every returned map is normalised by
+weights that ImageNet trained.
+"""
+from typing import Dict
+
+import torch.nn as nn
+from timm.layers import trunc_normal_
+
+from ..registry import register_backbone
+from .base import DenseBackbone, Stage
+from .layers import (DCNv3, ConvPatchEmbed, GridPositionEmbedding, HaloAttention, PreNormBlock,
+                     ShiftedWindowAttention, SpatialReductionAttention, adapt_halo_tables,
+                     build_norm, image_to_tokens, tokens_to_image)
+
+STEM_NORM = dict(type='LN', eps=1e-6)  # the official LayerNorm2d of stem, downsampling, stage ends
+
+
+class ConvStem(nn.Module):
+    """Two 3x3 stride-2 convs (to half the width, then the width), each with a LayerNorm, a GELU
+    between: an image -> tokens of a ``ceil(H / 4) x ceil(W / 4)`` map and that map's shape."""
+
+    def __init__(self, in_channels: int, dim: int):
+        super().__init__()
+        self.conv1 = ConvPatchEmbed(in_channels, dim // 2, kernel_size=3, stride=2, padding=1,
+                                    norm_cfg=STEM_NORM)
+        self.act = nn.GELU()
+        self.conv2 = ConvPatchEmbed(dim // 2, dim, kernel_size=3, stride=2, padding=1,
+                                    norm_cfg=STEM_NORM)
+
+    def forward(self, x):
+        x, hw_shape = self.conv1(x)
+        return self.conv2(self.act(x), hw_shape)
+
+
+class DepthwiseConvMixer(nn.Module):
+    """U-ConvNeXt's token mixer: a pointwise projection, a ``kernel_size`` depthwise conv and a
+    pointwise projection, on tokens (B, N, C) of a ``hw_shape`` map."""
+
+    def __init__(self, dim: int, *, kernel_size: int = 7):
+        super().__init__()
+        self.in_proj = nn.Linear(dim, dim)
+        self.dwconv = nn.Conv2d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
+        self.out_proj = nn.Linear(dim, dim)
+
+    def forward(self, x, hw_shape):
+        return self.out_proj(image_to_tokens(self.dwconv(tokens_to_image(self.in_proj(x),
+                                                                         hw_shape))))
+
+
+class UnifiedBackbone(DenseBackbone):
+    """Base of the unified family; a mixer class sets :attr:`arch_zoo`, :attr:`arch_keys`,
+    :attr:`block_norm_eps` (the official eps of its blocks' two norms) and :meth:`build_mixer`.
+
+    Args:
+        arch (str | dict): ``micro``, ``tiny``, ``small``, ``base`` (the released models), or a
+            dict with ``embed_dims``, ``depths`` and the mixer's keys (:attr:`arch_keys`, optional
+            :attr:`optional_arch_keys`).
+        layer_scale_init_value (float): Initial layer scale of both branches of every block
+            (official 1e-6); 0 builds none.
+        pretrain_img_size (int): The size the grids that depend on it were trained at (U-PVT's
+            position embeddings); other sizes resize them.
+        in_channels, out_indices, frozen_stages, norm_eval, with_cp, drop_path_rate, init_cfg:
+            as :class:`DenseBackbone`.
+    """
+
+    arch_keys = ('embed_dims', 'depths')
+    block_norm_eps = 1e-5
+    mlp_ratio = 4.
+
+    def __init__(self, *, arch='tiny', in_channels: int = 3, out_indices=(0, 1, 2, 3),
+                 frozen_stages: int = -1, norm_eval: bool = False, with_cp: bool = False,
+                 drop_path_rate: float = 0., layer_scale_init_value: float = 1e-6,
+                 pretrain_img_size: int = 224, init_cfg=None):
+        super().__init__(arch=arch, in_channels=in_channels, out_indices=out_indices,
+                         frozen_stages=frozen_stages, norm_eval=norm_eval, with_cp=with_cp,
+                         drop_path_rate=drop_path_rate, init_cfg=init_cfg)
+        dims = self.embed_dims = list(self.arch_settings['embed_dims'])
+        self.pretrain_grids = [(-(-pretrain_img_size // 2 ** (i + 2)), ) * 2
+                               for i in range(self.num_stages)]
+        self.patch_embed = ConvStem(in_channels, dims[0])
+        self.stages = nn.ModuleList(
+            Stage([PreNormBlock(dims[i], attn=self.build_mixer(i, j, dims[i]),
+                                mlp_ratio=self.block_mlp_ratio(i), drop_path_rate=rate,
+                                norm_eps=self.block_norm_eps,
+                                layer_scale_init_value=layer_scale_init_value)
+                   for j, rate in enumerate(rates)],
+                  downsample=ConvPatchEmbed(dims[i - 1], dims[i], kernel_size=3, stride=2,
+                                            padding=1, bias=False, norm_cfg=STEM_NORM)
+                  if i else None,
+                  pos_embed=self.build_pos_embed(i, dims[i]),
+                  norm=build_norm(STEM_NORM, dims[i]))
+            for i, rates in enumerate(self.drop_path_rates))
+
+    def build_mixer(self, stage: int, index: int, dim: int) -> nn.Module:
+        """The token mixer of block ``index`` of ``stage``, called as ``mixer(tokens, hw_shape)``."""
+        raise NotImplementedError
+
+    def build_pos_embed(self, stage: int, dim: int):
+        """A position embedding added after the stage's downsampling (U-PVT), or None."""
+        return None
+
+    def block_mlp_ratio(self, stage: int) -> float:
+        return self.mlp_ratio
+
+    def init_module(self, module: nn.Module):
+        """The official initialisation: truncated normal (std 0.02) for every conv and linear
+        layer (the deformable layers' own init included, as the official model overrides it), unit
+        LayerNorm, truncated normal position embeddings."""
+        super().init_module(module)
+        if isinstance(module, nn.Conv2d):
+            trunc_normal_(module.weight, std=.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, GridPositionEmbedding):
+            trunc_normal_(module.weight, std=.02)
+
+
+def _sizes(common: dict, /, **sizes: dict) -> Dict[str, dict]:
+    return {name: dict(common, **size) for name, size in sizes.items()}
+
+
+def _widths(width: int):
+    return [width * 2 ** i for i in range(4)]
+
+
+@register_backbone
+class UnifiedPVT(UnifiedBackbone):
+    """U-PVT: PVT's spatial-reduction attention in the unified architecture, with PVT's absolute
+    position embedding at the start of every stage.
+
+    ``arch``: ``micro``, ``tiny``, ``small``, ``base`` or a dict with ``embed_dims``, ``depths``,
+    ``num_heads``, ``mlp_ratios`` and ``sr_ratios``. Other arguments: :class:`UnifiedBackbone`.
+    """
+
+    arch_zoo = _sizes(
+        dict(embed_dims=[64, 128, 320, 512], num_heads=[1, 2, 5, 8], mlp_ratios=[8, 8, 4, 4],
+             sr_ratios=[8, 4, 2, 1]),
+        micro=dict(embed_dims=[32, 64, 160, 256], depths=[2, 2, 3, 2]),
+        tiny=dict(depths=[3, 4, 9, 3]),
+        small=dict(depths=[3, 4, 21, 3]),
+        base=dict(depths=[3, 8, 45, 3], mlp_ratios=[4, 4, 4, 4]))
+    arch_keys = ('embed_dims', 'depths', 'num_heads', 'mlp_ratios', 'sr_ratios')
+
+    def build_mixer(self, stage, index, dim):
+        settings = self.arch_settings
+        return SpatialReductionAttention(dim, num_heads=settings['num_heads'][stage],
+                                         sr_ratio=settings['sr_ratios'][stage])
+
+    def build_pos_embed(self, stage, dim):
+        return GridPositionEmbedding(dim, grid=self.pretrain_grids[stage])
+
+    def block_mlp_ratio(self, stage):
+        return self.arch_settings['mlp_ratios'][stage]
+
+
+_LOCAL_ATTENTION = dict(  # U-HaloNet's and U-Swin's sizes
+    micro=dict(embed_dims=_widths(32), depths=[2, 2, 9, 2], num_heads=[1, 2, 4, 8]),
+    tiny=dict(embed_dims=_widths(96), depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24]),
+    small=dict(embed_dims=_widths(96), depths=[2, 2, 18, 2], num_heads=[3, 6, 12, 24]),
+    base=dict(embed_dims=_widths(128), depths=[2, 2, 18, 2], num_heads=[4, 8, 16, 32]))
+
+
+@register_backbone
+class UnifiedHaloNet(UnifiedBackbone):
+    """U-HaloNet: HaloNet's blocked local attention (:class:`~.layers.HaloAttention`: each 7x7 block
+    of queries attends to the 13x13 window around it, with query-related relative logits) in the
+    unified architecture. Maps of any size are padded to block multiples and every key outside the
+    real map is masked; relative tables saved for another window are resized on load.
+
+    ``arch``: ``micro``, ``tiny``, ``small``, ``base`` or a dict with ``embed_dims``, ``depths``,
+    ``num_heads`` and optionally ``block_size`` (7) and ``halo_size`` (3). Other arguments:
+    :class:`UnifiedBackbone`.
+    """
+
+    arch_zoo = _sizes(dict(block_size=7, halo_size=3), **_LOCAL_ATTENTION)
+    arch_keys = ('embed_dims', 'depths', 'num_heads')
+    optional_arch_keys = ('block_size', 'halo_size')
+
+    def build_mixer(self, stage, index, dim):
+        settings = self.arch_settings
+        return HaloAttention(dim, num_heads=settings['num_heads'][stage],
+                             block_size=settings.get('block_size', 7),
+                             halo_size=settings.get('halo_size', 3))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        adapt_halo_tables(self, state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+@register_backbone
+class UnifiedSwin(UnifiedBackbone):
+    """U-Swin: Swin's (shifted) window attention in the unified architecture; every second block
+    shifts its windows by half a window. Maps of any size are padded to window multiples and the
+    padding masked.
+
+    ``arch``: ``micro``, ``tiny``, ``small``, ``base`` or a dict with ``embed_dims``, ``depths``,
+    ``num_heads`` and optionally ``window_size`` (7). Other arguments: :class:`UnifiedBackbone`.
+    """
+
+    arch_zoo = _sizes(dict(window_size=7), **_LOCAL_ATTENTION)
+    arch_keys = ('embed_dims', 'depths', 'num_heads')
+    optional_arch_keys = ('window_size', )
+    block_norm_eps = 1e-6
+
+    def build_mixer(self, stage, index, dim):
+        settings = self.arch_settings
+        return ShiftedWindowAttention(dim, num_heads=settings['num_heads'][stage],
+                                      window_size=settings.get('window_size', 7),
+                                      shifted=index % 2 == 1)
+
+
+@register_backbone
+class UnifiedConvNeXt(UnifiedBackbone):
+    """U-ConvNeXt: a depthwise conv between two pointwise projections as the token mixer of the
+    unified (transformer-style) block, unlike ConvNeXt's own block.
+
+    ``arch``: ``micro``, ``tiny``, ``small``, ``base`` or a dict with ``embed_dims``, ``depths`` and
+    optionally ``kernel_size`` (7). Other arguments: :class:`UnifiedBackbone`.
+    """
+
+    arch_zoo = _sizes(
+        dict(kernel_size=7),
+        micro=dict(embed_dims=_widths(32), depths=[3, 3, 8, 3]),
+        tiny=dict(embed_dims=_widths(96), depths=[2, 2, 9, 2]),
+        small=dict(embed_dims=_widths(96), depths=[2, 2, 24, 2]),
+        base=dict(embed_dims=_widths(128), depths=[2, 2, 24, 2]))
+    optional_arch_keys = ('kernel_size', )
+    block_norm_eps = 1e-6
+
+    def build_mixer(self, stage, index, dim):
+        return DepthwiseConvMixer(dim, kernel_size=self.arch_settings.get('kernel_size', 7))
+
+
+@register_backbone
+class UnifiedInternImage(UnifiedBackbone):
+    """U-InternImage: DCNv3 (:class:`~.layers.DCNv3`: per head, a softmax-weighted sum of samples at
+    learned points around each pixel, after a depthwise conv of the query) in the unified
+    architecture. On CUDA it samples through mmcv's compiled deformable attention op, elsewhere
+    through ``grid_sample``.
+
+    ``arch``: ``micro``, ``tiny``, ``small``, ``base`` or a dict with ``embed_dims``, ``depths``,
+    ``num_heads`` and optionally ``kernel_size`` (3, the depthwise conv) and ``points`` (9, a
+    square). Other arguments: :class:`UnifiedBackbone`.
+    """
+
+    arch_zoo = _sizes(
+        dict(kernel_size=3, points=9),
+        micro=dict(embed_dims=_widths(32), depths=[2, 2, 9, 2], num_heads=[2, 4, 8, 16]),
+        tiny=dict(embed_dims=_widths(64), depths=[4, 4, 18, 4], num_heads=[4, 8, 16, 32]),
+        small=dict(embed_dims=_widths(80), depths=[4, 4, 21, 4], num_heads=[5, 10, 20, 40]),
+        base=dict(embed_dims=_widths(112), depths=[4, 4, 21, 4], num_heads=[7, 14, 28, 56]))
+    arch_keys = ('embed_dims', 'depths', 'num_heads')
+    optional_arch_keys = ('kernel_size', 'points')
+
+    def build_mixer(self, stage, index, dim):
+        settings = self.arch_settings
+        return DCNv3(dim, num_heads=settings['num_heads'][stage],
+                     kernel_size=settings.get('kernel_size', 3), points=settings.get('points', 9))

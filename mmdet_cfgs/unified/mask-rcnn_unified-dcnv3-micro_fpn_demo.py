@@ -1,0 +1,7 @@
+# CPU-sized demo: Mask R-CNN with U-InternImage-Micro on the generated COCO-format shapes dataset
+# (common_cfgs/mask-rcnn_fpn_demo-recipe.py), the backbone initialised from the classification demo.
+_base_ = '../../common_cfgs/mask-rcnn_fpn_demo-recipe.py'
+model = dict(
+    backbone=dict(type='UnifiedInternImage', arch='micro',
+                  init_cfg=dict(checkpoint='work_dirs/unified-dcnv3-micro_demo/epoch_6.pth')),
+    neck=dict(in_channels=[32, 64, 128, 256]))

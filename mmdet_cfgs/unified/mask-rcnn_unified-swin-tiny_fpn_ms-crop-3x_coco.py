@@ -1,0 +1,9 @@
+# Mask R-CNN + FPN with U-Swin-T, mmdet's transformer-backbone 3x recipe with multi-scale training
+# and random crops (common_cfgs/mask-rcnn_fpn_ms-crop-3x_coco-recipe.py). Drop path 0.2 as the
+# official 1x detection config. No decay on the relative position bias tables either.
+_base_ = '../../common_cfgs/mask-rcnn_fpn_ms-crop-3x_coco-recipe.py'
+model = dict(
+    backbone=dict(type='UnifiedSwin', arch='tiny', drop_path_rate=0.2,
+                  init_cfg=dict(checkpoint='checkpoints/unified-swin-tiny_in1k.pth')),
+    neck=dict(in_channels=[96, 192, 384, 768]))
+optim_wrapper = dict(paramwise_cfg=dict(custom_keys={'rel_pos_table': dict(decay_mult=0.)}))

@@ -1,0 +1,5 @@
+# U-Swin-S on ImageNet-1k: the released recipe (common_cfgs/in1k_unified-recipe.py) with
+# the drop path of the official unified_swin_small (0.3).
+_base_ = '../../common_cfgs/in1k_unified-recipe.py'
+model = dict(backbone=dict(type='UnifiedSwin', arch='small', drop_path_rate=0.3),
+             neck=dict(in_channels=768), head=dict(in_channels=1152))
