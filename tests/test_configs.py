@@ -89,7 +89,8 @@ def test_configs_inherit_only_shared_recipes_and_their_own_models_configs():
     another of its own model (-small from -tiny), never one of another model."""
     assert {host_of(config) for config in CONFIGS} == {
         'groupmixformer', 'flatten-pvt', 'flatten-pvtv2', 'flatten-swin', 'flatten-cswin',
-        'unified-halo', 'unified-pvt', 'unified-swin', 'unified-convnext', 'unified-dcnv3'}
+        'unified-halo', 'unified-pvt', 'unified-swin', 'unified-convnext', 'unified-dcnv3',
+        'sgformer'}
     for recipe in RECIPES:
         assert set(local_bases(recipe)) <= set(RECIPES), f"{recipe} inherits a model's config"
     used = set()

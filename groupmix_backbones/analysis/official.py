@@ -2,10 +2,11 @@
 vendored): the official model is built with random weights, converted by our converter, loaded
 strictly into the classifier of our config, and both are run on the same input."""
 import importlib.util
+import os
 import os.path as osp
 import sys
 import types
-from typing import Callable, Dict, NamedTuple
+from typing import Callable, Dict, NamedTuple, Optional
 
 import torch
 from mmengine.config import Config
@@ -18,6 +19,15 @@ class OfficialModel(NamedTuple):
     module: str  # file in the official repository, e.g. 'models/flatten_swin.py'
     build: Callable  # (module, arch name, our arch settings, image size) -> classifier
     stubs: tuple = ()  # debugging-only imports of the official module that may be missing
+    setup: Optional[Callable[[], None]] = None  # what the official code needs before import
+    dtype: torch.dtype = torch.float32  # of both models and the input
+
+
+def _restore_numpy_float():
+    """SG-Former's pos_embed.py uses ``np.float``, removed in numpy 1.24 (it was ``float``)."""
+    import numpy as np
+    if not hasattr(np, 'float'):
+        np.float = float
 
 
 def _flatten_kwargs(settings):
@@ -49,21 +59,40 @@ OFFICIAL: Dict[str, OfficialModel] = {
         'models/flatten_cswin.py', lambda m, arch, s, size: getattr(m, _cswin_factory(arch))(
             img_size=size, la_split_size='-'.join(str(size // 2 ** i) for i in range(2, 6)),
             **_flatten_kwargs(s))),
+    # float64: SG-Former sorts tokens by a significance map whose values are nearly equal with
+    # random weights (near-uniform attention); in float32 rounding reorders near-equal ones
+    # (the official model's own logits for a batch of 2 and one by one differ by up to 4e-3)
+    'SGFormer': OfficialModel(
+        'sgformer.py', lambda m, arch, s, size: getattr(m, f'sgformer_{arch}')(),
+        setup=_restore_numpy_float, dtype=torch.float64),
 }
 
 
-def import_official(repo: str, module: str, stubs=()):
-    """Import the file ``module`` of the official clone ``repo`` as a module of its own."""
+def import_official(repo: str, module: str, stubs=(), setup=None):
+    """Import the file ``module`` of the official clone ``repo`` as a module of its own (its
+    folder first on ``sys.path`` meanwhile, for its imports of sibling files, which are not kept
+    in ``sys.modules``: another clone's files of the same names are imported afresh)."""
     path = osp.join(repo, module)
     if not osp.isfile(path):
         raise FileNotFoundError(f'{path} does not exist: --official-repo must be a clone of the '
                                 f'official repository (it has {module}).')
     for name in stubs:
         sys.modules.setdefault(name, types.ModuleType(name))
+    if setup is not None:
+        setup()
     name = 'official_' + osp.splitext(osp.basename(module))[0]
     spec = importlib.util.spec_from_file_location(name, path)
     loaded = sys.modules[name] = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(loaded)
+    folder = osp.dirname(osp.abspath(path))
+    sys.path.insert(0, folder)
+    before = set(sys.modules)
+    try:
+        spec.loader.exec_module(loaded)
+    finally:
+        sys.path.remove(folder)
+        for sibling in set(sys.modules) - before:
+            if (getattr(sys.modules[sibling], '__file__', None) or '').startswith(folder + os.sep):
+                del sys.modules[sibling]
     return loaded
 
 
@@ -95,8 +124,8 @@ def compare(config: str, official_repo: str, seed: int = 0, batch_size: int = 2)
     spec = OFFICIAL[backbone.type]
     settings = ours.backbone.arch_settings
     size = settings.get('pretrain_img_size', 224)
-    official = spec.build(import_official(official_repo, spec.module, spec.stubs), backbone.arch,
-                          settings, size).eval()
+    official = spec.build(import_official(official_repo, spec.module, spec.stubs, spec.setup),
+                          backbone.arch, settings, size).eval()
     randomise(official, seed)
     fmt = next(f for f in FORMATS if backbone.type in f.rules)
     state, detected = fmt.convert(official.state_dict())
@@ -104,7 +133,10 @@ def compare(config: str, official_repo: str, seed: int = 0, batch_size: int = 2)
         raise ValueError(f'The official checkpoint was recognised as {detected}, the config builds '
                          f'{backbone.type}.')
     ours.load_state_dict(state, strict=True)
-    inputs = torch.randn(batch_size, 3, size, size, generator=torch.Generator().manual_seed(seed))
+    official.to(spec.dtype)
+    ours.to(spec.dtype)
+    inputs = torch.randn(batch_size, 3, size, size, generator=torch.Generator().manual_seed(seed),
+                         dtype=spec.dtype)
     with torch.no_grad():
         diff = (ours(inputs, mode='tensor') - official(inputs)).abs().max().item()
     return diff, size

@@ -3,9 +3,11 @@ from .flatten import FLattenCSWin, FLattenPVT, FLattenPVTv2, FLattenSwin
 from .groupmixformer import GroupMixFormer
 from .loading import CheckpointMismatchError
 from .necks import PointwiseConvPoolNeck
+from .sgformer import SGFormer
 from .unified import (UnifiedBackbone, UnifiedConvNeXt, UnifiedHaloNet, UnifiedInternImage,
                       UnifiedPVT, UnifiedSwin)
 
 __all__ = ['DenseBackbone', 'Stage', 'CheckpointMismatchError', 'FLattenPVT', 'FLattenPVTv2',
-           'FLattenSwin', 'FLattenCSWin', 'GroupMixFormer', 'PointwiseConvPoolNeck', 'UnifiedBackbone',
-           'UnifiedConvNeXt', 'UnifiedHaloNet', 'UnifiedInternImage', 'UnifiedPVT', 'UnifiedSwin']
+           'FLattenSwin', 'FLattenCSWin', 'GroupMixFormer', 'PointwiseConvPoolNeck', 'SGFormer',
+           'UnifiedBackbone', 'UnifiedConvNeXt', 'UnifiedHaloNet', 'UnifiedInternImage',
+           'UnifiedPVT', 'UnifiedSwin']

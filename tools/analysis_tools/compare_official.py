@@ -2,12 +2,14 @@
 
     python tools/analysis_tools/compare_official.py --official-repo PATH CONFIG [--tolerance 1e-4]
 
-PATH is a clone of the family's official repository (AILab-CVC/GroupMixFormer,
-LeapLabTHU/FLatten-Transformer), imported from there, never vendored; its own requirements (timm,
-einops) must be installed. The official model of CONFIG's arch is built with random weights and
-randomised norm statistics, converted with our converter, loaded strictly into the classifier of
+PATH is a clone of the family's official repository (AILab-CVC/GroupMixFormer, LeapLabTHU/FLatten-
+Transformer, OliverRensu/SG-Former), imported from there, never vendored; its own requirements
+(timm, einops) must be installed. The official model of CONFIG's arch is built with random weights
+and randomised norm statistics, converted with our converter, loaded strictly into the classifier of
 CONFIG (an ``mmpretrain_cfgs/*_in1k.py``), and both run in eval mode on the same random images at
-the arch's pre-training size. Prints the largest logit difference; exits 1 above the tolerance.
+the arch's pre-training size (in float64 for SG-Former, whose token sorting float32 rounding
+reorders with random weights; see ``groupmix_backbones/analysis/official.py``). Prints the largest
+logit difference; exits 1 above the tolerance.
 """
 import argparse
 import sys

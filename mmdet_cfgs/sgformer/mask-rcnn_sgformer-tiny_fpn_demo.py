@@ -1,0 +1,11 @@
+# CPU-sized demo: Mask R-CNN with the reduced SG-Former of
+# mmpretrain_cfgs/sgformer/sgformer-tiny_demo.py on the generated COCO-format shapes dataset
+# (common_cfgs/mask-rcnn_fpn_demo-recipe.py), the backbone initialised from that classification
+# demo.
+_base_ = '../../common_cfgs/mask-rcnn_fpn_demo-recipe.py'
+model = dict(
+    backbone=dict(type='SGFormer',
+                  arch=dict(embed_dims=[32, 64, 128, 256], depths=[2, 2, 2, 1],
+                            num_heads=[2, 2, 4, 8], mlp_ratios=[4, 4, 4, 4]),
+                  init_cfg=dict(checkpoint='work_dirs/sgformer-tiny_demo/epoch_6.pth')),
+    neck=dict(in_channels=[32, 64, 128, 256]))
