@@ -3,6 +3,7 @@ import os
 import os.path as osp
 
 import pytest
+import torch
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -33,3 +34,12 @@ def in_repo():
     os.chdir(REPO)
     yield REPO
     os.chdir(cwd)
+
+
+@pytest.fixture(autouse=True)
+def keep_thread_count():
+    """Tools run in-process (benchmarks) set torch's thread count; a later test in this process
+    would then reduce in another order than its subprocesses (resume tests compare losses exactly)."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
