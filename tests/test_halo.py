@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from mmengine.logging import MMLogger
 from timm.layers.halo_attn import rel_logits_1d
 
-from groupmix_backbones.models.layers import (MASK_VALUE, HaloAttention, adapt_halo_tables,
+from groupmix_backbones.models.layers import (MASK_VALUE, HaloAttention, adapt_saved_grids,
                                               halo_key_mask, halo_relative_index,
                                               make_divisible)
 
@@ -231,7 +231,7 @@ def test_tables_of_another_window_are_resized_on_load():
     logger = MMLogger.get_current_instance()  # whatever earlier tests left current
     logger.addHandler(handler)
     try:
-        adapt_halo_tables(model, state)
+        adapt_saved_grids(model, state)
     finally:
         logger.removeHandler(handler)
     model.load_state_dict(state)
@@ -244,8 +244,8 @@ def test_tables_of_another_window_are_resized_on_load():
                                + saved['0.height_rel'][2] * (step - 1))
     assert 'Resized 0.width_rel from 25 to 15 relative positions (linear)' in messages
     same = dict(saved)
-    adapt_halo_tables(torch.nn.Sequential(HaloAttention(16, num_heads=2)), same)
+    adapt_saved_grids(torch.nn.Sequential(HaloAttention(16, num_heads=2)), same)
     assert all(same[key] is saved[key] for key in saved)
     other_channels = {'0.height_rel': torch.randn(25, 4)}
-    adapt_halo_tables(model, other_channels)
+    adapt_saved_grids(model, other_channels)
     assert other_channels['0.height_rel'].shape == (25, 4)  # left to the shape check

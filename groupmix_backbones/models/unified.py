@@ -24,8 +24,8 @@ from timm.layers import trunc_normal_
 from ..registry import register_backbone
 from .base import DenseBackbone, Stage
 from .layers import (DCNv3, ConvPatchEmbed, GridPositionEmbedding, HaloAttention, PreNormBlock,
-                     ShiftedWindowAttention, SpatialReductionAttention, adapt_halo_tables,
-                     build_norm, image_to_tokens, tokens_to_image)
+                     ShiftedWindowAttention, SpatialReductionAttention, build_norm,
+                     image_to_tokens, tokens_to_image)
 
 STEM_NORM = dict(type='LN', eps=1e-6)  # the official LayerNorm2d of stem, downsampling, stage ends
 
@@ -196,10 +196,6 @@ class UnifiedHaloNet(UnifiedBackbone):
         return HaloAttention(dim, num_heads=settings['num_heads'][stage],
                              block_size=settings.get('block_size', 7),
                              halo_size=settings.get('halo_size', 3))
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        adapt_halo_tables(self, state_dict, prefix)
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
 @register_backbone

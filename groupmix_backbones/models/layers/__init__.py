@@ -6,8 +6,7 @@ from .block import PreNormBlock
 from .deformable import DCNv3, deformable_sample, kernel_grid
 from .drop import drop_path, drop_path_schedule
 from .embed import ConvPatchEmbed, GridPositionEmbedding, PatchMerging
-from .halo import (HaloAttention, adapt_halo_tables, halo_key_mask, halo_relative_index,
-                   make_divisible)
+from .halo import HaloAttention, halo_key_mask, halo_relative_index, make_divisible
 from .mlp import Mlp
 from .norm import build_norm
 from .shape import (SavedGrids, adapt_saved_grids, image_to_tokens, pad_for_strided_conv,
@@ -19,7 +18,7 @@ __all__ = [
     'check_heads', 'relative_position_index', 'shifted_window_mask', 'softmax_attention',
     'size_cache', 'DCNv3', 'deformable_sample', 'kernel_grid', 'drop_path', 'drop_path_schedule',
     'ConvPatchEmbed', 'GridPositionEmbedding', 'PatchMerging', 'HaloAttention',
-    'adapt_halo_tables', 'halo_key_mask', 'halo_relative_index', 'make_divisible', 'Mlp',
+    'halo_key_mask', 'halo_relative_index', 'make_divisible', 'Mlp',
     'build_norm', 'SavedGrids',
     'adapt_saved_grids', 'image_to_tokens', 'pad_for_strided_conv', 'pad_to_multiple',
     'resize_pos_embed', 'to_2tuple', 'tokens_to_image', 'window_partition', 'window_reverse'

@@ -4,10 +4,9 @@ unified token-mixer models (STM-Evaluation, ``pos_embed_type='query_related'``) 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmengine.logging import print_log
 
 from .attention import MASK_VALUE, check_heads, size_cache, softmax_attention
-from .shape import pad_to_multiple
+from .shape import SavedGrids, pad_to_multiple
 
 
 def make_divisible(value: float, divisor: int = 8, round_limit: float = .9) -> int:
@@ -41,7 +40,7 @@ def halo_key_mask(hw_shape, block_size: int, halo_size: int, device: torch.devic
     return mask.reshape(-1, 1, 1, win * win)
 
 
-class HaloAttention(nn.Module):
+class HaloAttention(SavedGrids, nn.Module):
     """HaloNet attention: each ``block_size`` block of queries attends to the ``block_size + 2 *
     halo_size`` window around it, with relative logits ``q . height_rel[dy] + q . width_rel[dx]``
     (one pair of tables shared by the heads) added to ``q k^T * scale``.
@@ -49,7 +48,8 @@ class HaloAttention(nn.Module):
     Tokens (B, N, C) of a ``hw_shape`` map of any size: the map is padded to block multiples and
     every key outside the real map is masked, so maps with sides multiple of the block compute the
     official layer exactly, and other maps attend to their real pixels only. ``kv`` is a Linear
-    whose output channels are laid out (heads, k + v), as the official 1x1 conv's.
+    whose output channels are laid out (heads, k + v), as the official 1x1 conv's. Relative tables
+    saved for another window are resized on load (:class:`SavedGrids`).
     """
 
     def __init__(self, dim: int, *, num_heads: int, block_size: int = 7, halo_size: int = 3,
@@ -70,6 +70,21 @@ class HaloAttention(nn.Module):
         self.width_rel = nn.Parameter(torch.randn(table_shape) * scale)
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
+
+    def saved_grids(self):
+        for name in ('height_rel', 'width_rel'):
+            param = getattr(self, name)
+            yield name, param, (len(param), )
+
+    def resize_saved(self, saved, param, grid):
+        """Relative tables saved for another window (block + 2 * halo), resized linearly with
+        aligned corners as the official loader does; tables of other channels: None."""
+        if saved.dim() != 2 or saved.shape[1] != param.shape[1] or len(saved) < 2:
+            return None
+        resized = F.interpolate(saved.float().T[None], size=grid[0], mode='linear',
+                                align_corners=True)[0].T
+        return (resized.to(saved.dtype).contiguous(),
+                f'from {len(saved)} to {grid[0]} relative positions (linear)')
 
     def relative_logits(self, q: torch.Tensor) -> torch.Tensor:
         """Query-related relative logits of q (..., block*block, dqk), unscaled, for every key of
@@ -100,25 +115,3 @@ class HaloAttention(nn.Module):
         out = out.reshape(B, nh, nw, heads, b, b, dv).permute(0, 1, 4, 2, 5, 3, 6)
         out = out.reshape(B, Hp, Wp, heads * dv)[:, :H, :W]
         return self.proj_drop(self.proj(out.reshape(B, N, heads * dv)))
-
-
-def adapt_halo_tables(module: nn.Module, state_dict: dict, prefix: str = '') -> None:
-    """Resize, in ``state_dict``, the ``height_rel``/``width_rel`` tables of every
-    :class:`HaloAttention` below ``module`` saved for another window (block + 2 * halo) to the
-    module's length, linearly with aligned corners as the official loader does; each resize is
-    logged. Tables of other channels are left to the shape check. Call it from a backbone's
-    ``_load_from_state_dict`` before the shape check."""
-    for name, sub in module.named_modules(prefix=prefix.rstrip('.')):
-        if not isinstance(sub, HaloAttention):
-            continue
-        for param_name, param in (('height_rel', sub.height_rel), ('width_rel', sub.width_rel)):
-            key = f'{name}.{param_name}' if name else param_name
-            saved = state_dict.get(key)
-            if not torch.is_tensor(saved) or saved.dim() != 2 or saved.shape == param.shape \
-                    or saved.shape[1] != param.shape[1] or len(saved) < 2:
-                continue
-            resized = F.interpolate(saved.float().T[None], size=len(param), mode='linear',
-                                    align_corners=True)[0].T
-            state_dict[key] = resized.to(saved.dtype).contiguous()
-            print_log(f'Resized {key} from {len(saved)} to {len(param)} relative positions '
-                      '(linear)', logger='current')

@@ -1,7 +1,7 @@
 """Shape helpers: tokens <-> maps, padding for any input size, windows, and grids of learned
 parameters (position embeddings, relative position tables) that follow the map size."""
 import math
-from typing import Iterator, Tuple
+from typing import Iterator, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -86,30 +86,41 @@ class SavedGrids:
     grid_mode = 'bicubic'
     grid_align_corners = False
 
-    def saved_grids(self) -> Iterator[Tuple[str, torch.Tensor, Tuple[int, int]]]:
+    def saved_grids(self) -> Iterator[Tuple[str, torch.Tensor, Tuple[int, ...]]]:
         """Yield ``(parameter name, parameter, grid (h, w))``."""
         raise NotImplementedError
+
+    def resize_saved(self, saved: torch.Tensor, param: torch.Tensor,
+                     grid) -> Optional[Tuple[torch.Tensor, str]]:
+        """``saved`` (a checkpoint's tensor of another size) resized to ``param``'s ``grid`` and
+        what was done (``'from a 14x14 grid to 24x24 (bicubic)'``), or None when it is not a square
+        grid of the same channels (left to the shape check)."""
+        if saved.dim() != param.dim() or saved.dim() not in (2, 3) or \
+                saved.shape[-1] != param.shape[-1]:
+            return None
+        tokens = saved if saved.dim() == 3 else saved[None]
+        side = math.isqrt(tokens.shape[1])
+        if side * side != tokens.shape[1]:
+            return None
+        resized = resize_pos_embed(tokens.float(), (side, side), grid, mode=self.grid_mode,
+                                   align_corners=self.grid_align_corners)
+        resized = (resized if saved.dim() == 3 else resized[0]).to(saved.dtype)
+        return resized, f'from a {side}x{side} grid to {grid[0]}x{grid[1]} ({self.grid_mode})'
 
 
 def adapt_saved_grids(module: torch.nn.Module, state_dict: dict, prefix: str = '') -> None:
     """Resize, in ``state_dict``, every saved grid of the :class:`SavedGrids` modules below
-    ``module`` whose size differs from the module's; each resize is logged with the key and both
-    grids. Tensors that are not square grids of the same channels are left to the shape check."""
+    ``module`` whose size differs from the module's (:meth:`SavedGrids.resize_saved`); each resize
+    is logged with the key and both sizes. Tensors it cannot resize are left to the shape check."""
     for name, sub in module.named_modules(prefix=prefix.rstrip('.')):
         if not isinstance(sub, SavedGrids):
             continue
         for param_name, param, grid in sub.saved_grids():
             key = f'{name}.{param_name}' if name else param_name
             saved = state_dict.get(key)
-            if not torch.is_tensor(saved) or saved.shape == param.shape or saved.dim() != param.dim() \
-                    or saved.dim() not in (2, 3) or saved.shape[-1] != param.shape[-1]:
+            if not torch.is_tensor(saved) or saved.shape == param.shape:
                 continue
-            tokens = saved if saved.dim() == 3 else saved[None]
-            side = math.isqrt(tokens.shape[1])
-            if side * side != tokens.shape[1]:
-                continue
-            resized = resize_pos_embed(tokens.float(), (side, side), grid, mode=sub.grid_mode,
-                                       align_corners=sub.grid_align_corners)
-            state_dict[key] = (resized if saved.dim() == 3 else resized[0]).to(saved.dtype)
-            print_log(f'Resized {key} from a {side}x{side} grid to {grid[0]}x{grid[1]} '
-                      f'({sub.grid_mode})', logger='current')
+            done = sub.resize_saved(saved, param, grid)
+            if done is not None:
+                state_dict[key] = done[0]
+                print_log(f'Resized {key} {done[1]}', logger='current')
