@@ -53,7 +53,7 @@ def test_sincos_pos_embed_is_maes():
                                torch.from_numpy(expected).float())
     model = SGFormer(arch=dict(TINY), pretrain_img_size=64)
     model.init_weights()
-    torch.testing.assert_close(model.patch_embed.pos_embed, sincos_pos_embed(16, (16, 16)))
+    torch.testing.assert_close(model.patch_embed.pos_embed.weight, sincos_pos_embed(16, (16, 16)))
 
 
 def reference_significance(attn, x, hw_shape):
@@ -218,7 +218,7 @@ def to_official(key):
     m = re.match(r'stages\.(\d)\.norm\.(.+)', key)
     if m:
         return f'norm{int(m[1]) + 1}.{m[2]}'
-    if key == 'patch_embed.pos_embed':
+    if key == 'patch_embed.pos_embed.weight':
         return 'pos_embed'
     m = re.match(r'patch_embed\.convs\.(\d)\.(conv|norm)\.(.+)', key)
     if m:
@@ -292,7 +292,7 @@ def test_checkpoint_of_another_pretraining_size_loads_resized():
     dst = SGFormer(arch=TINY, pretrain_img_size=96)
     state = {k: torch.randn_like(v) for k, v in src.state_dict().items()}
     load_state_dict(dst, dict(state), strict=True)
-    assert dst.patch_embed.pos_embed.shape == (1, 24 * 24, 16)
+    assert dst.patch_embed.pos_embed.weight.shape == (1, 24 * 24, 16)
     with torch.no_grad():
         assert all(torch.isfinite(o).all() for o in dst.eval()(torch.randn(1, 3, 65, 97)))
 

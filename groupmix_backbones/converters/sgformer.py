@@ -37,7 +37,7 @@ def _block(stage, index, rest):
 
 
 RULES = Rules(
-    (r'pos_embed', 'backbone.patch_embed.pos_embed'),
+    (r'pos_embed', 'backbone.patch_embed.pos_embed.weight'),
     (r'patch_embed1\.conv\.([024])\.c\.weight', r'backbone.patch_embed.convs.\1.conv.weight'),
     (rf'patch_embed1\.conv\.([024])\.bn\.{WB}', r'backbone.patch_embed.convs.\1.norm.\2'),
     (rf'patch_embed1\.norm\.{WB}', r'backbone.patch_embed.norm.\1'),

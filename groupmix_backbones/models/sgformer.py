@@ -36,8 +36,8 @@ import torch.nn.functional as F
 
 from ..registry import register_backbone
 from .base import DenseBackbone, Stage
-from .layers import (Mlp, SavedGrids, build_norm, check_heads, drop_path, image_to_tokens,
-                     pad_to_multiple, resize_pos_embed, shifted_window_mask, softmax_attention,
+from .layers import (GridPositionEmbedding, Mlp, build_norm, check_heads, drop_path,
+                     image_to_tokens, pad_to_multiple, shifted_window_mask, softmax_attention,
                      tokens_to_image, window_partition, window_reverse)
 
 WINDOW_SIZE = 7  # the local windows of the hybrid-scale attention
@@ -73,26 +73,22 @@ class ConvGN(nn.Sequential):
             norm=nn.GroupNorm(1, out_channels)))
 
 
-class SGFormerStem(SavedGrids, nn.Module):
+class SGFormerStem(nn.Module):
     """Three 3x3 ConvGN (strides 2, 1, 2) with GELUs, LayerNorm, and the position embedding of
-    the ``pos_hw`` grid (resized to other maps). Image -> tokens, map shape."""
+    the ``pos_hw`` grid (resized bicubically to other maps). Image -> tokens, map shape."""
 
     def __init__(self, in_channels: int, dim: int, *, pos_hw):
         super().__init__()
         self.convs = nn.Sequential(ConvGN(in_channels, dim, 3, 2), nn.GELU(), ConvGN(dim, dim, 3),
                                    nn.GELU(), ConvGN(dim, dim, 3, 2))
         self.norm = nn.LayerNorm(dim)
-        self.pos_hw = tuple(pos_hw)
-        self.pos_embed = nn.Parameter(torch.zeros(1, self.pos_hw[0] * self.pos_hw[1], dim))
-
-    def saved_grids(self):
-        yield 'pos_embed', self.pos_embed, self.pos_hw
+        self.pos_embed = GridPositionEmbedding(dim, grid=pos_hw, mode='bicubic',
+                                               align_corners=False)
 
     def forward(self, x):
         x = self.convs(x)
         hw_shape = tuple(x.shape[2:])
-        return self.norm(image_to_tokens(x)) + resize_pos_embed(self.pos_embed, self.pos_hw,
-                                                                hw_shape), hw_shape
+        return self.pos_embed(self.norm(image_to_tokens(x)), hw_shape), hw_shape
 
 
 class ConvDownsample(nn.Module):
@@ -414,4 +410,5 @@ class SGFormer(DenseBackbone):
             nn.init.zeros_(module.bias)
         elif isinstance(module, SGFormerStem):
             with torch.no_grad():
-                module.pos_embed.copy_(sincos_pos_embed(module.pos_embed.shape[-1], module.pos_hw))
+                embed = module.pos_embed
+                embed.weight.copy_(sincos_pos_embed(embed.weight.shape[-1], embed.grid))

@@ -49,15 +49,14 @@ class ConvPatchEmbed(SavedGrids, nn.Module):
 
 class GridPositionEmbedding(SavedGrids, nn.Module):
     """A learned absolute position embedding ``weight`` (1, h*w, C) of a ``grid`` (h, w), added to
-    tokens (B, N, C) of any ``hw_shape`` map after resizing (bilinear, corners aligned: the unified
-    family's U-PVT resizes so in its detection code and on load)."""
+    tokens (B, N, C) of any ``hw_shape`` map after resizing with ``mode`` and ``align_corners`` (the
+    defaults: bilinear, corners aligned, as U-PVT's detection code and loader; SG-Former: bicubic),
+    on load as in the forward."""
 
-    grid_mode = 'bilinear'
-    grid_align_corners = True
-
-    def __init__(self, dim: int, *, grid):
+    def __init__(self, dim: int, *, grid, mode: str = 'bilinear', align_corners: bool = True):
         super().__init__()
         self.grid = tuple(grid)
+        self.grid_mode, self.grid_align_corners = mode, align_corners
         self.weight = nn.Parameter(torch.zeros(1, self.grid[0] * self.grid[1], dim))
 
     def saved_grids(self):
