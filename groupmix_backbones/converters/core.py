@@ -77,6 +77,10 @@ class OfficialFormat:
         """Our state dict (classifier keys: ``backbone.*``, ``head.fc.*``) and backbone type."""
         state = official_state_dict(checkpoint)
         backbone, _ = self.identify(state)
+        return self.rename(state, backbone), backbone
+
+    def rename(self, state: Mapping, backbone: str) -> Dict[str, torch.Tensor]:
+        """The official state dict of an identified ``backbone`` in our names and layouts."""
         converted = {}
         for key, value in state.items():
             try:
@@ -86,7 +90,7 @@ class OfficialFormat:
                                       f'({self.repo}); nothing was written.') from None
             if new is not None:
                 converted[new] = self.adapt(new, value) if self.adapt else value
-        return converted, backbone
+        return converted
 
     def main(self, argv: Optional[Sequence[str]] = None) -> None:
         """``SCRIPT SRC DST``: convert the official checkpoint SRC and save ours to DST."""
@@ -98,9 +102,9 @@ class OfficialFormat:
         parser.add_argument('src', help='official checkpoint ({"model": state_dict} or a state dict)')
         parser.add_argument('dst', help='converted checkpoint to write')
         args = parser.parse_args(argv)
-        checkpoint = safe_torch_load(args.src, map_location='cpu')
-        _, arch = self.identify(official_state_dict(checkpoint))
-        state, backbone = self.convert(checkpoint)
+        official = official_state_dict(safe_torch_load(args.src, map_location='cpu'))
+        backbone, arch = self.identify(official)
+        state = self.rename(official, backbone)
         meta = {'converted_from': osp.basename(args.src), 'backbone': backbone}
         if arch:
             meta['arch'] = arch
