@@ -109,23 +109,37 @@ def randomise(model: torch.nn.Module, seed: int = 0):
             buffer.copy_(0.5 + torch.rand(buffer.shape, generator=generator))
 
 
+def official_spec(cfg: Config) -> OfficialModel:
+    """The official model entry of an mmpretrain classifier config of a named arch."""
+    backbone = cfg.model.backbone
+    if cfg.get('default_scope') != 'mmpretrain' or backbone.type not in OFFICIAL:
+        raise ValueError(f'{cfg.filename}: an mmpretrain classifier config of one of '
+                         f'{sorted(OFFICIAL)} is needed, got {backbone.type} '
+                         f'({cfg.get("default_scope")}).')
+    if not isinstance(backbone.get('arch'), str):
+        raise ValueError(f'{cfg.filename}: the official model is built from a named arch, got '
+                         f'{backbone.get("arch")!r}.')
+    return OFFICIAL[backbone.type]
+
+
+def build_official(cfg: Config, settings: dict, official_repo: str, size: int):
+    """The official classifier of ``cfg``'s arch (``settings``: our backbone's), for ``size``
+    inputs where the official constructor takes a size, imported from ``official_repo``."""
+    spec = official_spec(cfg)
+    module = import_official(official_repo, spec.module, spec.stubs, spec.setup)
+    return spec.build(module, cfg.model.backbone.arch, settings, size)
+
+
 def compare(config: str, official_repo: str, seed: int = 0, batch_size: int = 2):
     """Largest absolute difference between the official model's logits and those of our
     classifier from ``config`` loaded with its converted weights; also returns the input size."""
     cfg = Config.fromfile(config)
-    ours, scope = build_model(cfg)
+    spec = official_spec(cfg)
+    ours, _ = build_model(cfg)
     backbone = cfg.model.backbone
-    if scope != 'mmpretrain' or backbone.type not in OFFICIAL:
-        raise ValueError(f'{config}: an mmpretrain classifier config of one of '
-                         f'{sorted(OFFICIAL)} is needed, got {backbone.type} ({scope}).')
-    if not isinstance(backbone.get('arch'), str):
-        raise ValueError(f'{config}: the official model is built from a named arch, got '
-                         f'{backbone.get("arch")!r}.')
-    spec = OFFICIAL[backbone.type]
     settings = ours.backbone.arch_settings
     size = settings.get('pretrain_img_size', 224)
-    official = spec.build(import_official(official_repo, spec.module, spec.stubs, spec.setup),
-                          backbone.arch, settings, size).eval()
+    official = build_official(cfg, settings, official_repo, size).eval()
     randomise(official, seed)
     fmt = next(f for f in FORMATS if backbone.type in f.rules)
     state, detected = fmt.convert(official.state_dict())

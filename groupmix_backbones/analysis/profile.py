@@ -48,33 +48,28 @@ def tensors(out):
     return []
 
 
-def measure(model, inputs, mode, repeat, warmup):
-    """Return (seconds per iteration, median; peak memory in bytes) of ``mode`` on ``inputs``."""
-    cuda = inputs.is_cuda
-    optimizer = None
-    if mode == 'train':
-        model.train()
-        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    else:
+def make_step(model, inputs, mode):
+    """One inference step (eval, no grad) or training step (train mode, forward, backward of the
+    sum of the means of all floating output tensors, AdamW step) of ``model`` on ``inputs``."""
+    if mode != 'train':
         model.eval()
 
-    def step():
-        if optimizer is None:
+        def step():
             with torch.no_grad():
                 model(inputs)
-            return
+        return step
+    model.train()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+
+    def step():
         loss = sum(t.float().mean() for t in tensors(model(inputs)) if t.is_floating_point())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+    return step
 
-    if cuda:
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-    else:
-        base = reset_peak_rss()
-    for _ in range(warmup):
-        step()
+
+def _timed(step, repeat, cuda):
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
@@ -82,5 +77,50 @@ def measure(model, inputs, mode, repeat, warmup):
         if cuda:
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
-    memory = torch.cuda.max_memory_allocated() if cuda else max(peak_rss() - base, 0)
-    return statistics.median(times), memory
+    return times
+
+
+def _memory_mark(cuda):
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        return torch.cuda.memory_allocated()
+    return reset_peak_rss()
+
+
+def _memory_peak(cuda, mark):
+    return torch.cuda.max_memory_allocated() - mark if cuda else max(peak_rss() - mark, 0)
+
+
+def measure(model, inputs, mode, repeat, warmup):
+    """Return (seconds per iteration, median; peak memory in bytes) of ``mode`` on ``inputs``:
+    CUDA max allocated (weights included), or on CPU the peak RSS increase over the warm-up and
+    timed iterations."""
+    cuda = inputs.is_cuda
+    step = make_step(model, inputs, mode)
+    mark = _memory_mark(cuda)
+    for _ in range(warmup):
+        step()
+    times = _timed(step, repeat, cuda)
+    return statistics.median(times), _memory_peak(cuda, 0 if cuda else mark)
+
+
+def measure_alternately(models, inputs, mode, *, rounds, repeat, warmup):
+    """Time several models on the same inputs in turns (``rounds`` times ``repeat`` steps each,
+    after ``warmup`` steps each), so that a busy machine slows all alike. Returns per model
+    (seconds per step, median over all timed steps; peak memory of a step in bytes: above what
+    was in use before the step, i.e. activations and workspace, weights and optimizer state
+    excluded; the largest over rounds)."""
+    cuda = inputs.is_cuda
+    steps = [make_step(model, inputs, mode) for model in models]
+    for step in steps:
+        for _ in range(warmup):
+            step()
+    times = [[] for _ in models]
+    peaks = [0 for _ in models]
+    for _ in range(rounds):
+        for i, step in enumerate(steps):
+            mark = _memory_mark(cuda)
+            times[i] += _timed(step, repeat, cuda)
+            peaks[i] = max(peaks[i], _memory_peak(cuda, mark))
+    return [(statistics.median(t), peak) for t, peak in zip(times, peaks)]

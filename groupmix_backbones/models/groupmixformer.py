@@ -207,7 +207,7 @@ class GroupMixFormer(DenseBackbone):
                               norm_cfg=norm_cfg) for rate in rates)
             for i, rates in enumerate(self.drop_path_rates))
         self.out_norm = build_norm(norm_cfg, dims[-1]) if final_norm else None
-        self._freeze_stages()
+        self.finish_build()
 
     def frozen_groups(self):
         return [self.stem] + [[embed, stage] for embed, stage in zip(self.patch_embeds, self.stages)]

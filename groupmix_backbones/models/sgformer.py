@@ -384,7 +384,7 @@ class SGFormer(DenseBackbone):
                   downsample=ConvDownsample(dims[i - 1], dims[i]) if i else None,
                   norm=build_norm(dict(type='LN'), dims[i], eps=1e-6))
             for i, rates in enumerate(self.drop_path_rates))
-        self._freeze_stages()
+        self.finish_build()
 
     def forward_stage(self, index, x, hw_shape):
         """As :class:`DenseBackbone`'s, passing each block's significance map to the next."""

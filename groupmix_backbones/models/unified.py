@@ -105,6 +105,7 @@ class UnifiedBackbone(DenseBackbone):
                   pos_embed=self.build_pos_embed(i, dims[i]),
                   norm=build_norm(STEM_NORM, dims[i]))
             for i, rates in enumerate(self.drop_path_rates))
+        self.finish_build()
 
     def build_mixer(self, stage: int, index: int, dim: int) -> nn.Module:
         """The token mixer of block ``index`` of ``stage``, called as ``mixer(tokens, hw_shape)``."""

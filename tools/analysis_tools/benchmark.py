@@ -1,62 +1,175 @@
-"""Throughput and peak memory of any groupmix_backbones config: inference and one training step.
+"""Params, FLOPs, inference throughput, training step time and peak memory of groupmix_backbones
+configs, as one table; with official clones, against the official implementations.
 
-    python tools/analysis_tools/benchmark.py CONFIG [--shape H W] [--batch-size N]
-        [--mode infer|train|both] [--repeat R] [--warmup W] [--device cpu|cuda] [--backbone-only]
+    python tools/analysis_tools/benchmark.py CONFIG [CONFIG ...] [--shape H W] [--batch-size N]
+        [--mode infer|train|both] [--backbone-only] [--repeat R] [--warmup W] [--rounds K]
+        [--device cpu|cuda] [--compile] [--official-repo PATH ...] [--markdown FILE]
 
-The model is built as in ``get_flops.py`` (SyncBN -> BN, no pretrained weights) and called on random
+Each model is built as in ``get_flops.py`` (SyncBN -> BN, random weights) and called on random
 inputs through its plain tensor forward (``model.backbone`` with ``--backbone-only``).
 
-* infer: eval mode under ``torch.no_grad()``.
-* train: train mode, forward, backward of the sum of the means of all output tensors, AdamW step.
+* infer: eval mode under ``torch.no_grad()``; images/s = batch size / median step time.
+* train: train mode, forward, backward of the sum of the means of all outputs, AdamW step.
+* peak memory: of one step, above what was in use before it (activations and workspace; weights
+  and optimizer state excluded): CUDA max allocated, or on CPU the process's peak RSS (Linux).
+* FLOPs: of one image, mmengine's counter (one multiply-add = one FLOP).
 
-Images/s is the batch size over the median time of ``R`` timed iterations (after ``W`` warm-up
-ones). Peak memory, over warm-up and timed iterations, is ``torch.cuda.max_memory_allocated`` on
-CUDA (weights included) and, on CPU, the process's peak resident set size above its size before the
-mode ran (Linux ``VmHWM``, reset through ``/proc/self/clear_refs``; elsewhere ``getrusage``, which
-cannot be reset, so a mode that peaks lower than an earlier one shows 0).
+With ``--official-repo`` (clones of AILab-CVC/GroupMixFormer, LeapLabTHU/FLatten-Transformer,
+OliverRensu/SG-Former; imported from there, never vendored), a classifier config whose family has
+an official model in ``groupmix_backbones/analysis/official.py`` gets official columns: the
+official classifier of the same arch (built for the input size where its constructor takes one),
+timed in turns with ours in this process (``--rounds`` rounds of ``--repeat`` steps each), and the
+ratios (official time / ours). An official model that fails at the size says so in its cells.
+``--compile`` compiles ours with ``torch.compile`` (default backend; compilation happens in the
+warm-up, not timed); the official models stay eager.
 """
 import argparse
+import datetime
+import os.path as osp
+import platform
 
 import torch
+from mmengine.analysis import parameter_count
+from mmengine.config import Config
 
-from groupmix_backbones.analysis import TensorForward, build_model, measure
+from groupmix_backbones.analysis import (TensorForward, build_model, count_flops,
+                                         measure_alternately)
+from groupmix_backbones.analysis.official import OFFICIAL, build_official
+
+MODES = {'infer': 'Infer', 'train': 'Train'}
 
 
-def main():
+def machine() -> str:
+    """CPU model (or GPU name), threads, torch version."""
+    cpu = platform.processor() or 'CPU'
+    try:
+        with open('/proc/cpuinfo') as f:
+            cpu = next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
+    except (OSError, StopIteration):
+        pass
+    gpu = f', {torch.cuda.get_device_name()}' if torch.cuda.is_available() else ''
+    return f'{cpu}{gpu}, {torch.get_num_threads()} threads, torch {torch.__version__}'
+
+
+def official_repo_for(backbone_type, repos):
+    """The first clone that has the official file of ``backbone_type``, or None."""
+    spec = OFFICIAL.get(backbone_type)
+    return next((repo for repo in repos if spec and osp.isfile(osp.join(repo, spec.module))),
+                None)
+
+
+def build_row_models(config, args):
+    """(label, shape, ours, official or None, params, FLOPs) of one config."""
+    cfg = Config.fromfile(config)
+    model, scope = build_model(cfg)
+    shape = tuple(args.shape or ((224, 224) if scope == 'mmpretrain' else (512, 512)))
+    ours = model.backbone if args.backbone_only else TensorForward(model, scope, shape)
+    params = parameter_count(ours)['']
+    flops = count_flops(ours, torch.randn(1, 3, *shape))[0] if args.flops else None
+    official = None
+    repo = official_repo_for(cfg.model.backbone.type, args.official_repo)
+    if repo and scope == 'mmpretrain' and not args.backbone_only:
+        size = shape[0] if shape[0] == shape[1] else \
+            model.backbone.arch_settings.get('pretrain_img_size', 224)
+        official = build_official(cfg, model.backbone.arch_settings, repo, size)
+    label = osp.splitext(osp.basename(config))[0] + (' (backbone)' if args.backbone_only else '')
+    return label, shape, ours, official, params, flops
+
+
+def measure_row(ours, official, inputs, mode, args):
+    """((ours seconds, peak), (official seconds, peak) or an error text or None) of ``mode``."""
+    models = [ours] if official is None else [ours, official]
+    try:
+        results = measure_alternately(models, inputs, mode, rounds=args.rounds,
+                                      repeat=args.repeat, warmup=args.warmup)
+    except Exception as error:  # the official model at a size it cannot run
+        if official is None:
+            raise
+        mine = measure_alternately([ours], inputs, mode, rounds=args.rounds, repeat=args.repeat,
+                                   warmup=args.warmup)[0]
+        return mine, f'fails ({type(error).__name__})'
+    return results[0], (results[1] if official is not None else None)
+
+
+def row_cells(label, shape, batch, params, flops, results, with_official):
+    cells = [label, f'{batch}x{shape[0]}x{shape[1]}', f'{params / 1e6:.2f}',
+             '-' if flops is None else f'{flops / 1e9:.2f}']
+    mib = 2 ** -20
+    for mode, ((seconds, peak), theirs) in results.items():
+        value = f'{batch / seconds:.2f}' if mode == 'infer' else f'{seconds * 1e3:.0f}'
+        cells += [value, f'{peak * mib:.0f}']
+        if not with_official:
+            continue
+        if theirs is None:
+            cells += ['-', '-', '-']
+        elif isinstance(theirs, str):
+            cells += [theirs, '-', '-']
+        else:
+            value = f'{batch / theirs[0]:.2f}' if mode == 'infer' else f'{theirs[0] * 1e3:.0f}'
+            cells += [value, f'{theirs[1] * mib:.0f}', f'{theirs[0] / seconds:.2f}x']
+    return cells
+
+
+def header(modes, with_official, compiled):
+    ours = ' (compiled)' if compiled else ''
+    cells = ['Config', 'Input', 'Params (M)', 'FLOPs (G)']
+    for mode in modes:
+        unit = 'img/s' if mode == 'infer' else 'step (ms)'
+        cells += [f'{MODES[mode]} {unit}{ours}', f'{MODES[mode]} peak (MiB)']
+        if with_official:
+            cells += [f'Official {mode} {unit}', 'Official peak (MiB)', 'Speed-up']
+    return cells
+
+
+def markdown(rows):
+    lines = ['| ' + ' | '.join(row) + ' |' for row in rows]
+    lines.insert(1, '|' + '|'.join('---' for _ in rows[0]) + '|')
+    return '\n'.join(lines)
+
+
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('config')
+    parser.add_argument('configs', nargs='+', metavar='CONFIG')
     parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'),
                         help='input size (default: 224 224 for classifiers, 512 512 otherwise)')
     parser.add_argument('--batch-size', type=int, default=1)
     parser.add_argument('--mode', choices=['infer', 'train', 'both'], default='both')
-    parser.add_argument('--repeat', type=int, default=10)
+    parser.add_argument('--backbone-only', action='store_true', help='benchmark model.backbone')
+    parser.add_argument('--repeat', type=int, default=5, help='timed steps per round')
     parser.add_argument('--warmup', type=int, default=2)
+    parser.add_argument('--rounds', type=int, default=2, help='turns of ours and the official')
     parser.add_argument('--device', choices=['cpu', 'cuda'],
                         default='cuda' if torch.cuda.is_available() else 'cpu')
-    parser.add_argument('--backbone-only', action='store_true',
-                        help='benchmark model.backbone only')
-    args = parser.parse_args()
-
-    model, scope = build_model(args.config)
-    shape = tuple(args.shape or ((224, 224) if scope == 'mmpretrain' else (512, 512)))
-    if args.backbone_only:
-        model = model.backbone
-    else:
-        model = TensorForward(model, scope, shape)
-    model.to(args.device)
-    inputs = torch.randn(args.batch_size, 3, *shape, device=args.device)
+    parser.add_argument('--compile', action='store_true', help='torch.compile our models')
+    parser.add_argument('--no-flops', dest='flops', action='store_false',
+                        help='skip counting FLOPs')
+    parser.add_argument('--official-repo', action='append', default=[], metavar='PATH',
+                        help='clone of an official repository (repeatable)')
+    parser.add_argument('--markdown', metavar='FILE', help='also write the table to FILE')
+    args = parser.parse_args(argv)
+    if args.official_repo and args.backbone_only:
+        parser.error('--official-repo compares whole classifiers: drop --backbone-only.')
     modes = ['infer', 'train'] if args.mode == 'both' else [args.mode]
-    memory_kind = 'CUDA max allocated' if args.device == 'cuda' else 'peak RSS increase'
-
-    print(f'Config: {args.config}{" (backbone only)" if args.backbone_only else ""}\n'
-          f'Input: {args.batch_size} x 3 x {shape[0]} x {shape[1]} on {args.device}, '
-          f'{args.repeat} repeats after {args.warmup} warm-up, {torch.get_num_threads()} threads')
-    print(f'| {"mode":5} | {"ms/iter":>9} | {"images/s":>9} | {memory_kind + " (MiB)":>24} |')
-    print(f'|{"-" * 7}|{"-" * 11}|{"-" * 11}|{"-" * 26}|')
-    for mode in modes:
-        seconds, memory = measure(model, inputs, mode, args.repeat, args.warmup)
-        print(f'| {mode:5} | {seconds * 1e3:9.1f} | {args.batch_size / seconds:9.2f} | '
-              f'{memory / 2**20:24.1f} |', flush=True)
+    rows, with_official = [], bool(args.official_repo)
+    for config in args.configs:
+        label, shape, ours, official, params, flops = build_row_models(config, args)
+        ours.to(args.device)
+        if official is not None:
+            official.to(args.device)
+        runner = torch.compile(ours) if args.compile else ours
+        inputs = torch.randn(args.batch_size, 3, *shape, device=args.device)
+        results = {mode: measure_row(runner, official, inputs, mode, args) for mode in modes}
+        rows.append(row_cells(label, shape, args.batch_size, params, flops, results,
+                              with_official))
+        print(markdown([header(modes, with_official, args.compile), rows[-1]]), flush=True)
+    table = (f'Measured {datetime.date.today()} on {machine()}, {args.device}; median of '
+             f'{args.rounds} x {args.repeat} steps after {args.warmup} warm-up'
+             f'{", ours and official in turns" if with_official else ""}.\n\n'
+             + markdown([header(modes, with_official, args.compile), *rows]))
+    print('\n' + table)
+    if args.markdown:
+        with open(args.markdown, 'w') as f:
+            f.write(table + '\n')
 
 
 if __name__ == '__main__':

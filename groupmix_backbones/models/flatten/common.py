@@ -139,7 +139,7 @@ class FLattenBackbone(DenseBackbone):
         self.build_layers(in_channels=in_channels, drop_rate=drop_rate)
         self.out_norm = build_norm(self.norm_cfg, self.embed_dims[-1],
                                    eps=self.out_norm_eps) if final_norm else None
-        self._freeze_stages()
+        self.finish_build()
 
     def build_layers(self, *, in_channels, drop_rate):
         """Set ``embed_dims``, ``patch_embed`` and ``stages`` (blocks take ``block_options``)."""

@@ -1,0 +1,57 @@
+"""tools/analysis_tools/benchmark.py's table: our columns for any config, the official columns
+against a stand-in official clone (tests/test_compare_official.py), and one that fails."""
+import pytest
+
+from conftest import load_tool
+from test_compare_official import CONFIG, write_stand_in
+
+FAST = ['--batch-size', '1', '--repeat', '1', '--rounds', '1', '--warmup', '1']
+
+
+def table(path):
+    lines = [line for line in path.read_text().splitlines() if line.startswith('|')]
+    head = [cell.strip() for cell in lines[0].strip('|').split('|')]
+    return [dict(zip(head, (cell.strip() for cell in line.strip('|').split('|'))))
+            for line in lines[2:]]
+
+
+def test_table_of_several_configs(tmp_path, in_repo):
+    out = tmp_path / 'table.md'
+    load_tool('tools/analysis_tools/benchmark.py').main(
+        [CONFIG, 'mmdet_cfgs/groupmixformer/mask-rcnn_groupmixformer-mini_fpn_demo.py',
+         '--backbone-only', '--shape', '45', '61', '--markdown', str(out), *FAST])
+    assert out.read_text().startswith('Measured ')
+    rows = table(out)
+    assert [row['Config'] for row in rows] == ['groupmixformer-mini_8xb128_in1k (backbone)',
+                                               'mask-rcnn_groupmixformer-mini_fpn_demo (backbone)']
+    for row in rows:
+        assert row['Input'] == '1x45x61'
+        assert float(row['Params (M)']) > 1 and float(row['FLOPs (G)']) > 0
+        assert float(row['Infer img/s']) > 0 and float(row['Train step (ms)']) > 0
+        assert float(row['Train peak (MiB)']) >= 0
+
+
+@pytest.mark.parametrize('broken', [False, True])
+def test_official_columns(tmp_path, in_repo, broken):
+    repo = write_stand_in(tmp_path / 'clone', 0.0)
+    if broken:  # an official model that cannot run at this size
+        with open(f'{repo}/models/groupmixformer.py', 'a') as f:
+            f.write('\nGroupMixFormer.forward = lambda self, x: x.view(-1, 7)\n')
+    out = tmp_path / 'table.md'
+    load_tool('tools/analysis_tools/benchmark.py').main(
+        [CONFIG, '--official-repo', str(tmp_path / 'missing'), '--official-repo', repo,
+         '--shape', '64', '64', '--mode', 'infer', '--no-flops', '--markdown', str(out), *FAST])
+    row, = table(out)
+    assert row['FLOPs (G)'] == '-' and float(row['Infer img/s']) > 0
+    if broken:
+        assert row['Official infer img/s'] == 'fails (RuntimeError)'
+        assert row['Speed-up'] == '-'
+    else:
+        assert float(row['Official infer img/s']) > 0 and float(row['Official peak (MiB)']) >= 0
+        assert row['Speed-up'].endswith('x') and float(row['Speed-up'][:-1]) > 0
+
+
+def test_official_columns_need_classifiers(tmp_path, in_repo):
+    with pytest.raises(SystemExit):
+        load_tool('tools/analysis_tools/benchmark.py').main(
+            [CONFIG, '--backbone-only', '--official-repo', str(tmp_path), *FAST])
