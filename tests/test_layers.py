@@ -109,3 +109,40 @@ def test_sdpa_flops_count_as_the_written_out_matmuls(hw_shape):
     # the two matmuls are there: more than the qkv and output projections alone
     tokens = 2 * math.ceil(hw_shape[0] / 4) * 4 * math.ceil(hw_shape[1] / 4) * 4
     assert ours > tokens * 16 * 16 * 4
+
+
+def test_resized_grids_are_cached_per_size_dtype_and_version():
+    from groupmix_backbones.models.layers import GridPositionEmbedding, resize_pos_embed
+    embed = GridPositionEmbedding(8, grid=(4, 4))
+    torch.nn.init.normal_(embed.weight)
+
+    def fresh(hw):
+        return resize_pos_embed(embed.weight, (4, 4), hw, mode='bilinear', align_corners=True)
+
+    with torch.no_grad():
+        first = embed.resized(embed.weight, embed.grid, (5, 7))
+        assert embed.resized(embed.weight, embed.grid, (5, 7)) is first  # cached
+        other = embed.resized(embed.weight, embed.grid, (7, 5))
+        assert torch.equal(first, fresh((5, 7))) and torch.equal(other, fresh((7, 5)))
+        assert embed.resized(embed.weight, embed.grid, (4, 4)) is embed.weight
+        embed.weight.add_(1.0)  # an optimizer step or a load: a new version
+        assert torch.equal(embed.resized(embed.weight, embed.grid, (5, 7)), fresh((5, 7)))
+        embed.double()
+        assert embed.resized(embed.weight, embed.grid, (5, 7)).dtype == torch.float64
+        for size in range(10, 30):  # bounded
+            embed.resized(embed.weight, embed.grid, (size, size))
+        assert len(embed._resized_grids) == embed.max_cached_grids
+
+
+def test_resized_grids_train_and_mix_with_inference_mode():
+    from groupmix_backbones.models.layers import GridPositionEmbedding
+    embed = GridPositionEmbedding(8, grid=(4, 4))
+    tokens = torch.randn(2, 35, 8)
+    with torch.inference_mode():
+        embed(tokens, (5, 7))  # cached while inference mode is on
+    embed(tokens.requires_grad_(), (5, 7)).square().sum().backward()
+    assert embed.weight.grad is not None and embed.weight.grad.abs().sum() > 0  # not the cache
+    embed.weight.requires_grad_(False)  # frozen: the cached table serves a training step
+    out = embed(tokens, (5, 7)).square().sum()
+    out.backward()
+    assert tokens.grad is not None

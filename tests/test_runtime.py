@@ -4,6 +4,8 @@ import itertools
 import os
 import os.path as osp
 import shutil
+import subprocess
+import sys
 
 import mmcv
 import pytest
@@ -111,3 +113,31 @@ def test_inference_apis_share_a_process_in_any_order(order, demo_root):
     assert inference_detector(detector, image).pred_instances.bboxes.shape[1] == 4
     run_inferencer(order[2], image)
     assert inference_model(segmentor, image).pred_sem_seg.shape == mmcv.imread(image).shape[:2]
+
+
+
+MMAPPED_GROWTH = """
+import ctypes, sys
+from groupmix_backbones.runtime import keep_freed_cpu_memory
+if sys.argv[1] == 'tuned':
+    assert keep_freed_cpu_memory()
+class Info(ctypes.Structure):  # glibc's struct mallinfo2
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        'arena', 'ordblks', 'smblks', 'hblks', 'hblkhd', 'usmblks', 'fsmblks', 'uordblks',
+        'fordblks', 'keepcost')]
+libc = ctypes.CDLL('libc.so.6')
+libc.mallinfo2.restype, libc.malloc.restype = Info, ctypes.c_void_p
+before = libc.mallinfo2().hblkhd
+block = libc.malloc(64 << 20)
+print(libc.mallinfo2().hblkhd - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith('linux'), reason='glibc malloc settings')
+def test_tools_keep_large_blocks_on_the_heap():
+    """glibc maps each block over 32 MiB on its own (unmapped when freed, page-faulted again on
+    reuse); with the tools' setting a 64 MiB block comes from the heap, reused after a free."""
+    growth = {mode: int(subprocess.run([sys.executable, '-c', MMAPPED_GROWTH, mode], cwd=REPO,
+                                       capture_output=True, text=True, check=True).stdout)
+              for mode in ('default', 'tuned')}
+    assert growth['default'] >= 64 << 20 and growth['tuned'] == 0

@@ -7,7 +7,8 @@ from mmengine.dist import get_rank
 from mmengine.runner import Runner
 
 import groupmix_backbones  # noqa: F401  registers the backbones, makes checkpoint loading safe
-from groupmix_backbones.runtime import add_runner_args, close_process_group, load_cfg, prepare_cfg
+from groupmix_backbones.runtime import (add_runner_args, close_process_group,
+                                        keep_freed_cpu_memory, load_cfg, prepare_cfg)
 
 
 def main(argv=None):
@@ -32,4 +33,5 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
+    keep_freed_cpu_memory()
     main()

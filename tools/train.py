@@ -6,7 +6,8 @@ from mmengine.runner import Runner
 
 import groupmix_backbones  # noqa: F401  registers the backbones, makes checkpoint loading safe
 from groupmix_backbones.runtime import (add_runner_args, check_pretrained_paths,
-                                        close_process_group, load_cfg, prepare_cfg)
+                                        close_process_group, keep_freed_cpu_memory, load_cfg,
+                                        prepare_cfg)
 
 
 def parse_args(argv=None):
@@ -43,4 +44,5 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
+    keep_freed_cpu_memory()
     main()

@@ -12,7 +12,6 @@ import torch.nn.functional as F
 from ..models.flatten import FLattenCSWin, FLattenPVT, FLattenPVTv2, FLattenSwin
 from ..models.flatten.common import FocusedLinearAttention, ProjectedLinearAttention
 from ..models.flatten.cswin import CSWinLinearAttention, CSWinStripeAttention
-from ..models.layers import resize_pos_embed
 from .attention import (block_attention_maps, channel_mean_kernel, local_term,
                         register_layer_map, softmax_row, split_heads)
 from .core import register_visualizer
@@ -27,7 +26,7 @@ def focused_attention(module: FocusedLinearAttention, q, k, hw_shape, cell=None)
     B, N, _ = q.shape
     if cell is not None:
         q = q[:, [cell[0] * hw_shape[1] + cell[1]]]
-    k = k + resize_pos_embed(module.key_pos_embed, module.pos_hw, hw_shape, mode='bicubic')
+    k = k + module.resized(module.key_pos_embed, module.pos_hw, hw_shape)
     scale = F.softplus(module.focus_scale)
     q, k = module._focus(q, scale), module._focus(k, scale)
     q, k = (t.reshape(B, t.shape[1], module.num_heads, -1).transpose(1, 2) for t in (q, k))

@@ -21,7 +21,9 @@ official classifier of the same arch (built for the input size where its constru
 timed in turns with ours in this process (``--rounds`` rounds of ``--repeat`` steps each), and the
 ratios (official time / ours). An official model that fails at the size says so in its cells.
 ``--compile`` compiles ours with ``torch.compile`` (default backend; compilation happens in the
-warm-up, not timed); the official models stay eager.
+warm-up, not timed); the official models stay eager. Run as a script, the process keeps freed
+memory for reuse (``groupmix_backbones.runtime.keep_freed_cpu_memory``, as the train, test and
+infer tools), for ours and the official alike.
 """
 import argparse
 import datetime
@@ -35,6 +37,7 @@ from mmengine.config import Config
 from groupmix_backbones.analysis import (TensorForward, build_model, count_flops,
                                          measure_alternately)
 from groupmix_backbones.analysis.official import OFFICIAL, build_official
+from groupmix_backbones.runtime import keep_freed_cpu_memory
 
 MODES = {'infer': 'Infer', 'train': 'Train'}
 
@@ -173,4 +176,5 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
+    keep_freed_cpu_memory()
     main()

@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from timm.layers import trunc_normal_
 
 from ..base import DenseBackbone
-from ..layers import SavedGrids, build_norm, check_heads, resize_pos_embed
+from ..layers import SavedGrids, build_norm, check_heads, image_to_tokens, tokens_to_image
 
 
 class FocusedLinearAttention(SavedGrids, nn.Module):
@@ -49,16 +49,22 @@ class FocusedLinearAttention(SavedGrids, nn.Module):
     def attend(self, q, k, v, hw_shape):
         """q, k, v: (B, N, C) tokens of a map of ``hw_shape`` -> (B, N, C), before projection."""
         B, N, C = q.shape
-        k = k + resize_pos_embed(self.key_pos_embed, self.pos_hw, hw_shape, mode='bicubic')
+        heads = self.num_heads
+        k = k + self.resized(self.key_pos_embed, self.pos_hw, hw_shape)
         scale = F.softplus(self.focus_scale)
         q, k = self._focus(q, scale), self._focus(k, scale)
-        q, k, v = (t.reshape(B, N, self.num_heads, -1).transpose(1, 2) for t in (q, k, v))
-        # (B, heads, d, d) context first: cost linear in N (scaled before the product, as the official)
+        # the rank-restoring conv of each head's v, its weights shared by the heads: one
+        # depthwise conv over all channels of the channels_last map view of the tokens
+        conv = self.dwc
+        local = image_to_tokens(F.conv2d(tokens_to_image(v, hw_shape), conv.weight.repeat(
+            heads, 1, 1, 1), conv.bias.repeat(heads), padding=conv.padding, groups=C))
+        q, k, v = (t.reshape(B, N, heads, -1).transpose(1, 2) for t in (q, k, v))
+        # (B, heads, d, d) context first, linear in N (scaled before the product, as the official)
         context = (k.transpose(-2, -1) * N ** -0.5) @ (v * N ** -0.5)
         normaliser = 1 / (q @ k.mean(dim=-2, keepdim=True).transpose(-2, -1) + 1e-6)
-        out = (q @ context * normaliser).transpose(1, 2).reshape(B, N, C)
-        v_maps = v.reshape(B * self.num_heads, *hw_shape, -1).permute(0, 3, 1, 2)
-        return out + self.dwc(v_maps).reshape(B, C, N).transpose(1, 2)
+        # local + (q @ context) * normaliser in one pass, in the token layout (B, N, heads, d)
+        return torch.addcmul(local.reshape(B, N, heads, -1), (q @ context).transpose(1, 2),
+                             normaliser.transpose(1, 2)).reshape(B, N, C)
 
 
 class ProjectedLinearAttention(FocusedLinearAttention):

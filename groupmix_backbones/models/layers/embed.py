@@ -4,7 +4,7 @@ import torch.nn as nn
 
 from .norm import build_norm
 from .shape import (SavedGrids, image_to_tokens, pad_for_strided_conv, pad_to_multiple,
-                    resize_pos_embed, tokens_to_image)
+                    tokens_to_image)
 
 
 class ConvPatchEmbed(SavedGrids, nn.Module):
@@ -43,7 +43,7 @@ class ConvPatchEmbed(SavedGrids, nn.Module):
         hw_shape = tuple(x.shape[2:])
         x = self.norm(image_to_tokens(x))
         if self.pos_hw:
-            x = x + resize_pos_embed(self.pos_embed, self.pos_hw, hw_shape, mode=self.grid_mode)
+            x = x + self.resized(self.pos_embed, self.pos_hw, hw_shape)
         return self.drop(x), hw_shape
 
 
@@ -63,8 +63,7 @@ class GridPositionEmbedding(SavedGrids, nn.Module):
         yield 'weight', self.weight, self.grid
 
     def forward(self, x, hw_shape):
-        return x + resize_pos_embed(self.weight, self.grid, hw_shape, mode=self.grid_mode,
-                                    align_corners=self.grid_align_corners)
+        return x + self.resized(self.weight, self.grid, hw_shape)
 
 
 class PatchMerging(nn.Module):

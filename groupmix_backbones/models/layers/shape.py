@@ -82,9 +82,31 @@ class SavedGrids:
     checkpoints load into 384 models and any other pre-training size.
     """
 
-    #: interpolation used on load (the one the module's forward uses for other sizes)
+    #: interpolation of the forward for other sizes, and on load
     grid_mode = 'bicubic'
     grid_align_corners = False
+    #: resized grids kept per module (sizes, devices, dtypes, parameter versions)
+    max_cached_grids = 8
+
+    def resized(self, param: torch.Tensor, grid, hw_shape) -> torch.Tensor:
+        """``param`` (1, h*w, C) of ``grid`` resized to a ``hw_shape`` map (itself when equal).
+        While no gradient is recorded for it, a resize is computed once per size, device, dtype
+        and parameter version (an optimizer step or a load makes a new one) and cached."""
+        hw_shape = tuple(hw_shape)
+        if tuple(grid) == hw_shape:
+            return param
+        resize = (lambda: resize_pos_embed(param, grid, hw_shape, mode=self.grid_mode,
+                                           align_corners=self.grid_align_corners))
+        if (torch.is_grad_enabled() and param.requires_grad) or torch.compiler.is_compiling():
+            return resize()
+        key = (param.data_ptr(), param._version, param.device, param.dtype, hw_shape)
+        cache = self.__dict__.setdefault('_resized_grids', {})
+        if key not in cache:
+            while len(cache) >= self.max_cached_grids:
+                cache.pop(next(iter(cache)))
+            with torch.inference_mode(False), torch.no_grad():  # usable by autograd later
+                cache[key] = resize()
+        return cache[key]
 
     def saved_grids(self) -> Iterator[Tuple[str, torch.Tensor, Tuple[int, ...]]]:
         """Yield ``(parameter name, parameter, grid (h, w))``."""
