@@ -77,6 +77,25 @@ def test_train_tool_without_validation_needs_no_val_split(demo_root, tmp_path, i
     assert osp.isfile(tmp_path / 'work' / 'epoch_1.pth')
 
 
+def test_train_tool_compiles_the_training_step(demo_root, tmp_path, in_repo):
+    """``--compile BACKEND`` sets mmengine's ``compile`` option: the Runner trains through
+    torch.compile (backend eager here: dynamo's graphs run as they are; tests/test_compile.py
+    checks the backbones through AOTAutograd)."""
+    import torch
+    options = [f'{k}={v}' for k, v in short_run_options('cls', demo_root).items()]
+    options.append('train_dataloader.dataset.indices=4')  # one step: one graph to trace
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    try:
+        load_tool('tools/train.py').main(
+            [DEMOS['groupmixformer', 'cls'], '--work-dir', str(tmp_path), '--no-validate',
+             '--compile', 'eager', '--cfg-options', *options])
+        assert torch._dynamo.utils.counters['stats']['unique_graphs'] >= 1
+    finally:
+        torch._dynamo.reset()
+    assert osp.isfile(tmp_path / 'epoch_1.pth')
+
+
 def test_every_scope_finds_the_engine_hooks_and_runs_use_them(demo_root):
     for hooks in (PRETRAIN_HOOKS, DET_HOOKS, SEG_HOOKS):
         assert hooks.get('ResumableCheckpointHook') is ResumableCheckpointHook
@@ -113,7 +132,6 @@ def test_inference_apis_share_a_process_in_any_order(order, demo_root):
     assert inference_detector(detector, image).pred_instances.bboxes.shape[1] == 4
     run_inferencer(order[2], image)
     assert inference_model(segmentor, image).pred_sem_seg.shape == mmcv.imread(image).shape[:2]
-
 
 
 MMAPPED_GROWTH = """

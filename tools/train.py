@@ -19,6 +19,9 @@ def parse_args(argv=None):
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the learning rate with the total batch size')
     parser.add_argument('--no-validate', action='store_true', help='skip validation')
+    parser.add_argument('--compile', nargs='?', const='inductor', metavar='BACKEND',
+                        help="torch.compile the training step (mmengine's `compile` option; "
+                             'backend inductor unless given)')
     add_runner_args(parser)
     return parser.parse_args(argv)
 
@@ -35,6 +38,8 @@ def main(argv=None):
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     if args.auto_scale_lr:
         cfg.auto_scale_lr.enable = True
+    if args.compile:
+        cfg.compile = dict(backend=args.compile)
     if args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None
     elif args.resume:

@@ -36,21 +36,25 @@ def softmax_attention(q, k, v, *, mask=None, dropout_p: float = 0.):
 def size_cache(fn):
     """Cache a table that depends only on sizes and the device (arguments hashable), built as an
     ordinary tensor even under ``torch.inference_mode``, so that a table first built at inference
-    can later be saved for backward when training."""
-    @functools.lru_cache(maxsize=None)
+    can later be saved for backward when training. Under ``torch.compile`` the table is traced
+    into the graph instead (no graph break)."""
+    cached = functools.lru_cache(maxsize=None)(fn)
+
     @functools.wraps(fn)
     def build(*args):
-        with torch.inference_mode(False):
+        if torch.compiler.is_compiling():
             return fn(*args)
+        with torch.inference_mode(False):
+            return cached(*args)
+    build.cache_info, build.cache_clear = cached.cache_info, cached.cache_clear
     return build
 
 
 @size_cache
 def relative_position_index(window_size: int, device: torch.device) -> torch.Tensor:
     """(w*w, w*w) index of each query/key pair of a w x w window into a (2w-1)^2 bias table."""
-    with torch.device(device):
-        coords = torch.stack(torch.meshgrid(torch.arange(window_size), torch.arange(window_size),
-                                            indexing='ij')).flatten(1)  # (2, w*w)
+    side = torch.arange(window_size, device=device)
+    coords = torch.stack(torch.meshgrid(side, side, indexing='ij')).flatten(1)  # (2, w*w)
     rel = coords[:, :, None] - coords[:, None, :] + window_size - 1
     return rel[0] * (2 * window_size - 1) + rel[1]
 

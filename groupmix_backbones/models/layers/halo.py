@@ -20,8 +20,8 @@ def make_divisible(value: float, divisor: int = 8, round_limit: float = .9) -> i
 def halo_relative_index(block_size: int, win_size: int, device: torch.device) -> torch.Tensor:
     """(block, win) index into a (2*win - 1)-row relative table of a query at block position i
     and a key at window position j along one axis: ``j - i + win - 1``."""
-    with torch.device(device):
-        return torch.arange(win_size)[None, :] - torch.arange(block_size)[:, None] + win_size - 1
+    return (torch.arange(win_size, device=device)[None, :] -
+            torch.arange(block_size, device=device)[:, None] + win_size - 1)
 
 
 @size_cache
@@ -32,8 +32,8 @@ def halo_key_mask(hw_shape, block_size: int, halo_size: int, device: torch.devic
     win = block_size + 2 * halo_size
     valid = []
     for size in hw_shape:  # (num_blocks along the axis, win): is the key's row/column real?
-        with torch.device(device):
-            pos = torch.arange(0, size, block_size)[:, None] - halo_size + torch.arange(win)
+        pos = (torch.arange(0, size, block_size, device=device)[:, None] - halo_size +
+               torch.arange(win, device=device))
         valid.append((pos >= 0) & (pos < size))
     valid = valid[0][:, None, :, None] & valid[1][None, :, None, :]  # (nh, nw, win, win)
     mask = torch.zeros(valid.shape, device=device, dtype=dtype).masked_fill(~valid, MASK_VALUE)
