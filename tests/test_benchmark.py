@@ -20,6 +20,13 @@ def test_table_of_several_configs(tmp_path, in_repo):
     load_tool('tools/analysis_tools/benchmark.py').main(
         [CONFIG, 'mmdet_cfgs/groupmixformer/mask-rcnn_groupmixformer-mini_fpn_demo.py',
          '--backbone-only', '--shape', '45', '61', '--markdown', str(out), *FAST])
+    # fused: inference only
+    load_tool('tools/analysis_tools/benchmark.py').main(
+        [CONFIG, '--fuse', '--mode', 'infer', '--no-flops', '--markdown', str(tmp_path / 'f.md'),
+         *FAST])
+    assert float(table(tmp_path / 'f.md')[0]['Infer img/s (fused)']) > 0
+    with pytest.raises(SystemExit):
+        load_tool('tools/analysis_tools/benchmark.py').main([CONFIG, '--fuse', *FAST])
     assert out.read_text().startswith('Measured ')
     rows = table(out)
     assert [row['Config'] for row in rows] == ['groupmixformer-mini_8xb128_in1k (backbone)',

@@ -185,12 +185,13 @@ def test_test_tool_needs_only_the_test_split_and_fails_on_a_mismatched_checkpoin
     test = load_tool('tools/test.py')
     metrics = tmp_path / 'metrics.json'
 
-    def evaluate(weights):
+    def evaluate(weights, *extra):
         test.main([DEMOS[family, task], str(weights), '--work-dir', str(tmp_path / 'work'),
-                   '--metrics-out', str(metrics), '--cfg-options', *options])
+                   '--metrics-out', str(metrics), *extra, '--cfg-options', *options])
         return json.load(open(metrics))[METRIC[task]]
 
     assert 0 <= evaluate(checkpoint) <= 100
+    assert evaluate(checkpoint, '--fuse') == evaluate(checkpoint)  # batch norms folded
     saved = CheckpointLoader.load_checkpoint(checkpoint)
     torch.save(saved['state_dict'], tmp_path / 'bare.pth')  # a bare state dict fits as well
     assert evaluate(tmp_path / 'bare.pth') == evaluate(checkpoint)

@@ -6,7 +6,7 @@ import json
 from mmengine.dist import get_rank
 from mmengine.runner import Runner
 
-import groupmix_backbones  # noqa: F401  registers the backbones, makes checkpoint loading safe
+from groupmix_backbones import fuse_modules  # registers the backbones, safe checkpoint loading
 from groupmix_backbones.runtime import (add_runner_args, close_process_group,
                                         keep_freed_cpu_memory, load_cfg, prepare_cfg)
 
@@ -16,6 +16,8 @@ def main(argv=None):
     parser.add_argument('config', help='config file')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--metrics-out', help='also write the metrics to this JSON file')
+    parser.add_argument('--fuse', action='store_true',
+                        help='fold batch norms into convolutions before testing (same outputs)')
     add_runner_args(parser)
     args = parser.parse_args(argv)
     cfg = prepare_cfg(load_cfg(args), args.config, args.launcher, args.work_dir, command='test')
@@ -25,6 +27,8 @@ def main(argv=None):
     # where the Runner's own loading (load_or_resume) would only log a warning and test whatever
     # weights the model was left with
     runner.load_checkpoint(args.checkpoint, strict=True)
+    if args.fuse:
+        fuse_modules(runner.model)
     metrics = runner.test()
     if args.metrics_out and get_rank() == 0:
         with open(args.metrics_out, 'w') as f:

@@ -1,6 +1,7 @@
 from .base import DenseBackbone, Stage
 from .flatten import FLattenCSWin, FLattenPVT, FLattenPVTv2, FLattenSwin
 from .groupmixformer import GroupMixFormer
+from .layers import fuse_modules
 from .loading import CheckpointMismatchError
 from .necks import PointwiseConvPoolNeck
 from .sgformer import SGFormer
@@ -8,6 +9,6 @@ from .unified import (UnifiedBackbone, UnifiedConvNeXt, UnifiedHaloNet, UnifiedI
                       UnifiedPVT, UnifiedSwin)
 
 __all__ = ['DenseBackbone', 'Stage', 'CheckpointMismatchError', 'FLattenPVT', 'FLattenPVTv2',
-           'FLattenSwin', 'FLattenCSWin', 'GroupMixFormer', 'PointwiseConvPoolNeck', 'SGFormer',
+           'FLattenSwin', 'FLattenCSWin', 'GroupMixFormer', 'PointwiseConvPoolNeck', 'SGFormer', 'fuse_modules',
            'UnifiedBackbone', 'UnifiedConvNeXt', 'UnifiedHaloNet', 'UnifiedInternImage',
            'UnifiedPVT', 'UnifiedSwin']

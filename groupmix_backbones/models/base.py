@@ -9,7 +9,7 @@ from mmengine.model import BaseModule
 from timm.layers import trunc_normal_
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from .layers import adapt_saved_grids, drop_path_schedule, tokens_to_image
+from .layers import Fusable, adapt_saved_grids, drop_path_schedule, fuse_modules, tokens_to_image
 from .loading import check_backbone_state, explain_missing_prefix
 
 
@@ -33,7 +33,7 @@ class Stage(nn.Module):
         self.norm = norm
 
 
-class DenseBackbone(BaseModule):
+class DenseBackbone(Fusable, BaseModule):
     """Base of every backbone: maps at strides 4/8/16/32 for any input size.
 
     A family sets :attr:`arch_zoo` (named archs), :attr:`arch_keys` (what a custom arch dict must
@@ -82,6 +82,7 @@ class DenseBackbone(BaseModule):
         self.with_cp = with_cp
         self.drop_path_rates = drop_path_schedule(drop_path_rate, depths)
         self.embed_dims: List[int] = []
+        self.fused = False
 
     # ------------------------------------------------------------------ arch and options
     @classmethod
@@ -201,6 +202,14 @@ class DenseBackbone(BaseModule):
         self.to(memory_format=torch.channels_last)
         self._freeze_stages()
 
+    def fuse(self):
+        """Fuse for inference, in place: batch norms folded into the convolutions before them
+        (:mod:`~groupmix_backbones.models.layers.fuse`).
+        The backbone stays in eval mode: training it afterwards is an error. Returns self."""
+        fuse_modules(self)
+        self.fused = True
+        return self
+
     def _freeze_stages(self):
         groups = list(self.frozen_groups())[:self.frozen_stages + 1]
         if self.frozen_stages == self.num_stages and getattr(self, 'out_norm', None) is not None:
@@ -212,6 +221,9 @@ class DenseBackbone(BaseModule):
                     param.requires_grad = False
 
     def train(self, mode: bool = True):
+        if mode and self.fused:
+            raise RuntimeError(f'{type(self).__name__} was fused for inference (fuse()): its batch '
+                               f'norms are folded away. Train a model built unfused.')
         super().train(mode)
         self._freeze_stages()
         if mode and self.norm_eval:

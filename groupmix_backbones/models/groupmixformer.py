@@ -16,11 +16,21 @@ from mmcv.cnn import ConvModule
 
 from ..registry import register_backbone
 from .base import DenseBackbone
-from .layers import Mlp, build_norm, drop_path, image_to_tokens, tokens_to_image
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from .layers import (Fusable, Mlp, build_norm, drop_path, fold_bn, image_to_tokens,
+                     tokens_to_image)
 
 
 class SepConv2d(nn.Sequential):
     """Depthwise k x k convolution followed by a pointwise one, both without bias."""
+
+    def fold(self, norm: nn.Module) -> nn.Module:
+        """Fold a BatchNorm ``norm`` that follows into the pointwise conv; what replaces it."""
+        if not isinstance(norm, _BatchNorm):
+            return norm
+        self.pointwise = fold_bn(self.pointwise, norm)
+        return nn.Identity()
 
     def __init__(self, in_channels: int, out_channels: int, *, kernel_size: int, stride: int = 1):
         super().__init__(OrderedDict(
@@ -29,7 +39,7 @@ class SepConv2d(nn.Sequential):
             pointwise=nn.Conv2d(in_channels, out_channels, 1, bias=False)))
 
 
-class PatchEmbed(nn.Module):
+class PatchEmbed(Fusable, nn.Module):
     """Separable 3x3 convolution (stride 1 or 2), norm and Hardswish; any input size (ceil)."""
 
     def __init__(self, in_channels: int, out_channels: int, *, stride: int, norm_cfg: dict):
@@ -38,11 +48,14 @@ class PatchEmbed(nn.Module):
         self.norm = build_norm(norm_cfg, out_channels)
         self.act = nn.Hardswish()
 
+    def fuse(self):
+        self.norm = self.proj.fold(self.norm)
+
     def forward(self, x):
         return self.act(self.norm(self.proj(x)))
 
 
-class GroupAggregator(nn.Module):
+class GroupAggregator(Fusable, nn.Module):
     """Pre-attention aggregator of one channel group: separable k x k conv (identity for k=1),
     norm and Hardswish."""
 
@@ -52,6 +65,10 @@ class GroupAggregator(nn.Module):
                               kernel_size=kernel_size) if kernel_size > 1 else nn.Identity()
         self.norm = build_norm(norm_cfg, channels)
         self.act = nn.Hardswish()
+
+    def fuse(self):
+        if isinstance(self.conv, SepConv2d):
+            self.norm = self.conv.fold(self.norm)
 
     def forward(self, x):
         return self.act(self.norm(self.conv(x)))
@@ -208,6 +225,13 @@ class GroupMixFormer(DenseBackbone):
             for i, rates in enumerate(self.drop_path_rates))
         self.out_norm = build_norm(norm_cfg, dims[-1]) if final_norm else None
         self.finish_build()
+
+    def fuse(self):
+        for layer in self.stem:  # mmcv ConvModules: conv (with bias), norm, Hardswish
+            if isinstance(layer.norm, _BatchNorm):
+                layer.conv = fold_bn(layer.conv, layer.norm)
+                setattr(layer, layer.norm_name, nn.Identity())
+        return super().fuse()
 
     def frozen_groups(self):
         return [self.stem] + [[embed, stage] for embed, stage in zip(self.patch_embeds, self.stages)]

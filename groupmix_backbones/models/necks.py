@@ -4,9 +4,11 @@ import torch.nn as nn
 from mmengine.model import BaseModule
 from mmpretrain.registry import MODELS
 
+from .layers import Fusable, fold_bn
+
 
 @MODELS.register_module()
-class PointwiseConvPoolNeck(BaseModule):
+class PointwiseConvPoolNeck(Fusable, BaseModule):
     """A 1x1 conv (no bias) widening the channels ``expand_ratio`` times, BatchNorm, GELU, then
     global average pooling: the unified family's classifier neck (the official ``conv_head``).
     Takes the backbone's tuple of maps and pools each, as ``GlobalAveragePooling`` does.
@@ -23,6 +25,10 @@ class PointwiseConvPoolNeck(BaseModule):
         self.conv = nn.Conv2d(in_channels, self.out_channels, 1, bias=False)
         self.bn = nn.BatchNorm2d(self.out_channels)
         self.act = nn.GELU()
+
+    def fuse(self):
+        if isinstance(self.bn, nn.BatchNorm2d):
+            self.conv, self.bn = fold_bn(self.conv, self.bn), nn.Identity()
 
     def forward(self, inputs):
         if torch.is_tensor(inputs):

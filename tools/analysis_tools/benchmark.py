@@ -3,7 +3,7 @@ configs, as one table; with official clones, against the official implementation
 
     python tools/analysis_tools/benchmark.py CONFIG [CONFIG ...] [--shape H W] [--batch-size N]
         [--mode infer|train|both] [--backbone-only] [--repeat R] [--warmup W] [--rounds K]
-        [--device cpu|cuda] [--compile] [--official-repo PATH ...] [--markdown FILE]
+        [--device cpu|cuda] [--fuse] [--compile] [--official-repo PATH ...] [--markdown FILE]
 
 Each model is built as in ``get_flops.py`` (SyncBN -> BN, random weights) and called on random
 inputs through its plain tensor forward (``model.backbone`` with ``--backbone-only``).
@@ -20,6 +20,7 @@ an official model in ``groupmix_backbones/analysis/official.py`` gets official c
 official classifier of the same arch (built for the input size where its constructor takes one),
 timed in turns with ours in this process (``--rounds`` rounds of ``--repeat`` steps each), and the
 ratios (official time / ours). An official model that fails at the size says so in its cells.
+``--fuse`` fuses ours for inference first (``fuse_modules``: batch norms folded; infer mode only).
 ``--compile`` compiles ours with ``torch.compile`` (default backend; compilation happens in the
 warm-up, not timed); the official models stay eager. Run as a script, the process keeps freed
 memory for reuse (``groupmix_backbones.runtime.keep_freed_cpu_memory``, as the train, test and
@@ -34,6 +35,7 @@ import torch
 from mmengine.analysis import parameter_count
 from mmengine.config import Config
 
+from groupmix_backbones import fuse_modules
 from groupmix_backbones.analysis import (TensorForward, build_model, count_flops,
                                          measure_alternately)
 from groupmix_backbones.analysis.official import OFFICIAL, build_official
@@ -113,8 +115,9 @@ def row_cells(label, shape, batch, params, flops, results, with_official):
     return cells
 
 
-def header(modes, with_official, compiled):
-    ours = ' (compiled)' if compiled else ''
+def header(modes, with_official, args):
+    done = [name for name, on in (('fused', args.fuse), ('compiled', args.compile)) if on]
+    ours = f' ({", ".join(done)})' if done else ''
     cells = ['Config', 'Input', 'Params (M)', 'FLOPs (G)']
     for mode in modes:
         unit = 'img/s' if mode == 'infer' else 'step (ms)'
@@ -143,6 +146,7 @@ def main(argv=None):
     parser.add_argument('--rounds', type=int, default=2, help='turns of ours and the official')
     parser.add_argument('--device', choices=['cpu', 'cuda'],
                         default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--fuse', action='store_true', help='fuse our models (infer mode only)')
     parser.add_argument('--compile', action='store_true', help='torch.compile our models')
     parser.add_argument('--no-flops', dest='flops', action='store_false',
                         help='skip counting FLOPs')
@@ -153,10 +157,14 @@ def main(argv=None):
     if args.official_repo and args.backbone_only:
         parser.error('--official-repo compares whole classifiers: drop --backbone-only.')
     modes = ['infer', 'train'] if args.mode == 'both' else [args.mode]
+    if args.fuse and 'train' in modes:
+        parser.error('--fuse folds batch norms for inference: use it with --mode infer.')
     rows, with_official = [], bool(args.official_repo)
     for config in args.configs:
         label, shape, ours, official, params, flops = build_row_models(config, args)
         ours.to(args.device)
+        if args.fuse:
+            fuse_modules(ours)
         if official is not None:
             official.to(args.device)
         runner = torch.compile(ours) if args.compile else ours
@@ -164,11 +172,11 @@ def main(argv=None):
         results = {mode: measure_row(runner, official, inputs, mode, args) for mode in modes}
         rows.append(row_cells(label, shape, args.batch_size, params, flops, results,
                               with_official))
-        print(markdown([header(modes, with_official, args.compile), rows[-1]]), flush=True)
+        print(markdown([header(modes, with_official, args), rows[-1]]), flush=True)
     table = (f'Measured {datetime.date.today()} on {machine()}, {args.device}; median of '
              f'{args.rounds} x {args.repeat} steps after {args.warmup} warm-up'
              f'{", ours and official in turns" if with_official else ""}.\n\n'
-             + markdown([header(modes, with_official, args.compile), *rows]))
+             + markdown([header(modes, with_official, args), *rows]))
     print('\n' + table)
     if args.markdown:
         with open(args.markdown, 'w') as f:

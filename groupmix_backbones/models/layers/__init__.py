@@ -6,6 +6,7 @@ from .block import PreNormBlock
 from .deformable import DCNv3, deformable_sample, kernel_grid
 from .drop import drop_path, drop_path_schedule
 from .embed import ConvPatchEmbed, GridPositionEmbedding, PatchMerging
+from .fuse import Fusable, fold_bn, fuse_modules
 from .halo import HaloAttention, halo_key_mask, halo_relative_index, make_divisible
 from .mlp import Mlp
 from .norm import build_norm
@@ -17,7 +18,8 @@ __all__ = [
     'MASK_VALUE', 'PreNormBlock', 'ShiftedWindowAttention', 'SpatialReductionAttention',
     'check_heads', 'relative_position_index', 'shifted_window_mask', 'softmax_attention',
     'size_cache', 'DCNv3', 'deformable_sample', 'kernel_grid', 'drop_path', 'drop_path_schedule',
-    'ConvPatchEmbed', 'GridPositionEmbedding', 'PatchMerging', 'HaloAttention',
+    'ConvPatchEmbed', 'GridPositionEmbedding', 'PatchMerging', 'Fusable', 'fold_bn',
+    'fuse_modules', 'HaloAttention',
     'halo_key_mask', 'halo_relative_index', 'make_divisible', 'Mlp',
     'build_norm', 'SavedGrids',
     'adapt_saved_grids', 'image_to_tokens', 'pad_for_strided_conv', 'pad_to_multiple',
