@@ -19,7 +19,8 @@ def test_table_of_several_configs(tmp_path, in_repo):
     out = tmp_path / 'table.md'
     load_tool('tools/analysis_tools/benchmark.py').main(
         [CONFIG, 'mmdet_cfgs/groupmixformer/mask-rcnn_groupmixformer-mini_fpn_demo.py',
-         '--backbone-only', '--shape', '45', '61', '--markdown', str(out), *FAST])
+         '--backbone-only', '--shape', '45', '61', '--shape', '33', '47', '--markdown', str(out),
+         *FAST])
     # fused: inference only
     load_tool('tools/analysis_tools/benchmark.py').main(
         [CONFIG, '--fuse', '--mode', 'infer', '--no-flops', '--markdown', str(tmp_path / 'f.md'),
@@ -29,10 +30,11 @@ def test_table_of_several_configs(tmp_path, in_repo):
         load_tool('tools/analysis_tools/benchmark.py').main([CONFIG, '--fuse', *FAST])
     assert out.read_text().startswith('Measured ')
     rows = table(out)
-    assert [row['Config'] for row in rows] == ['groupmixformer-mini_8xb128_in1k (backbone)',
-                                               'mask-rcnn_groupmixformer-mini_fpn_demo (backbone)']
+    assert [(row['Config'], row['Input']) for row in rows] == [
+        (f'{name} (backbone)', size) for name in ('groupmixformer-mini_8xb128_in1k',
+                                                  'mask-rcnn_groupmixformer-mini_fpn_demo')
+        for size in ('1x45x61', '1x33x47')]
     for row in rows:
-        assert row['Input'] == '1x45x61'
         assert float(row['Params (M)']) > 1 and float(row['FLOPs (G)']) > 0
         assert float(row['Infer img/s']) > 0 and float(row['Train step (ms)']) > 0
         assert float(row['Train peak (MiB)']) >= 0

@@ -7,6 +7,8 @@ import time
 
 import torch
 
+from ..runtime import returning_freed_cpu_memory
+
 
 def _proc_status_kb(field):
     try:
@@ -105,22 +107,32 @@ def measure(model, inputs, mode, repeat, warmup):
     return statistics.median(times), _memory_peak(cuda, 0 if cuda else mark)
 
 
+def step_peak_memory(step, cuda: bool) -> int:
+    """Peak memory of one call of ``step`` above what was in use before it, in bytes: CUDA max
+    allocated, or on CPU the peak RSS with glibc returning freed blocks (so that it follows the
+    live tensors whatever the process's malloc setting)."""
+    if cuda:
+        mark = _memory_mark(cuda)
+        step()
+        return _memory_peak(cuda, mark)
+    with returning_freed_cpu_memory():
+        mark = reset_peak_rss()
+        step()
+        return max(peak_rss() - mark, 0)
+
+
 def measure_alternately(models, inputs, mode, *, rounds, repeat, warmup):
     """Time several models on the same inputs in turns (``rounds`` times ``repeat`` steps each,
     after ``warmup`` steps each), so that a busy machine slows all alike. Returns per model
-    (seconds per step, median over all timed steps; peak memory of a step in bytes: above what
-    was in use before the step, i.e. activations and workspace, weights and optimizer state
-    excluded; the largest over rounds)."""
+    (seconds per step, median over all timed steps; :func:`step_peak_memory` of one more step:
+    activations and workspace, weights and optimizer state excluded)."""
     cuda = inputs.is_cuda
     steps = [make_step(model, inputs, mode) for model in models]
     for step in steps:
         for _ in range(warmup):
             step()
     times = [[] for _ in models]
-    peaks = [0 for _ in models]
     for _ in range(rounds):
         for i, step in enumerate(steps):
-            mark = _memory_mark(cuda)
             times[i] += _timed(step, repeat, cuda)
-            peaks[i] = max(peaks[i], _memory_peak(cuda, mark))
-    return [(statistics.median(t), peak) for t, peak in zip(times, peaks)]
+    return [(statistics.median(t), step_peak_memory(step, cuda)) for t, step in zip(times, steps)]

@@ -1,7 +1,7 @@
 """Params, FLOPs, inference throughput, training step time and peak memory of groupmix_backbones
 configs, as one table; with official clones, against the official implementations.
 
-    python tools/analysis_tools/benchmark.py CONFIG [CONFIG ...] [--shape H W] [--batch-size N]
+    python tools/analysis_tools/benchmark.py CONFIG [CONFIG ...] [--shape H W ...] [--batch-size N]
         [--mode infer|train|both] [--backbone-only] [--repeat R] [--warmup W] [--rounds K]
         [--device cpu|cuda] [--fuse] [--compile] [--official-repo PATH ...] [--markdown FILE]
 
@@ -63,22 +63,23 @@ def official_repo_for(backbone_type, repos):
                 None)
 
 
-def build_row_models(config, args):
-    """(label, shape, ours, official or None, params, FLOPs) of one config."""
+def build_rows(config, args):
+    """Yield (label, shape, ours, official or None, params, FLOPs) of ``config`` at each size."""
     cfg = Config.fromfile(config)
     model, scope = build_model(cfg)
-    shape = tuple(args.shape or ((224, 224) if scope == 'mmpretrain' else (512, 512)))
-    ours = model.backbone if args.backbone_only else TensorForward(model, scope, shape)
-    params = parameter_count(ours)['']
-    flops = count_flops(ours, torch.randn(1, 3, *shape))[0] if args.flops else None
-    official = None
     repo = official_repo_for(cfg.model.backbone.type, args.official_repo)
-    if repo and scope == 'mmpretrain' and not args.backbone_only:
-        size = shape[0] if shape[0] == shape[1] else \
-            model.backbone.arch_settings.get('pretrain_img_size', 224)
-        official = build_official(cfg, model.backbone.arch_settings, repo, size)
     label = osp.splitext(osp.basename(config))[0] + (' (backbone)' if args.backbone_only else '')
-    return label, shape, ours, official, params, flops
+    for shape in args.shape or [(224, 224) if scope == 'mmpretrain' else (512, 512)]:
+        shape = tuple(shape)
+        ours = model.backbone if args.backbone_only else TensorForward(model, scope, shape)
+        params = parameter_count(ours)['']
+        flops = count_flops(ours, torch.randn(1, 3, *shape))[0] if args.flops else None
+        official = None
+        if repo and scope == 'mmpretrain' and not args.backbone_only:
+            size = shape[0] if shape[0] == shape[1] else \
+                model.backbone.arch_settings.get('pretrain_img_size', 224)
+            official = build_official(cfg, model.backbone.arch_settings, repo, size)
+        yield label, shape, ours, official, params, flops
 
 
 def measure_row(ours, official, inputs, mode, args):
@@ -136,8 +137,9 @@ def markdown(rows):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('configs', nargs='+', metavar='CONFIG')
-    parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'),
-                        help='input size (default: 224 224 for classifiers, 512 512 otherwise)')
+    parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'), action='append',
+                        help='input size, repeatable (default: 224 224 for classifiers, 512 512 '
+                             'otherwise)')
     parser.add_argument('--batch-size', type=int, default=1)
     parser.add_argument('--mode', choices=['infer', 'train', 'both'], default='both')
     parser.add_argument('--backbone-only', action='store_true', help='benchmark model.backbone')
@@ -160,8 +162,8 @@ def main(argv=None):
     if args.fuse and 'train' in modes:
         parser.error('--fuse folds batch norms for inference: use it with --mode infer.')
     rows, with_official = [], bool(args.official_repo)
-    for config in args.configs:
-        label, shape, ours, official, params, flops = build_row_models(config, args)
+    for label, shape, ours, official, params, flops in (
+            row for config in args.configs for row in build_rows(config, args)):
         ours.to(args.device)
         if args.fuse:
             fuse_modules(ours)
