@@ -40,12 +40,18 @@ def test_table_of_several_configs(tmp_path, in_repo):
         assert float(row['Train peak (MiB)']) >= 0
 
 
-@pytest.mark.parametrize('broken', [False, True])
+BROKEN = {  # official models that cannot run, or be built, at another size
+    'run': ('GroupMixFormer.forward = lambda self, x: x.view(-1, 7)', 'fails (RuntimeError)'),
+    'build': ('def refuse(self, *args, **kwargs):\n    raise ValueError("224 only")\n'
+              'GroupMixFormer.__init__ = refuse', 'fails to build (ValueError)')}
+
+
+@pytest.mark.parametrize('broken', [None, 'run', 'build'])
 def test_official_columns(tmp_path, in_repo, broken):
     repo = write_stand_in(tmp_path / 'clone', 0.0)
-    if broken:  # an official model that cannot run at this size
+    if broken:
         with open(f'{repo}/models/groupmixformer.py', 'a') as f:
-            f.write('\nGroupMixFormer.forward = lambda self, x: x.view(-1, 7)\n')
+            f.write('\n' + BROKEN[broken][0] + '\n')
     out = tmp_path / 'table.md'
     load_tool('tools/analysis_tools/benchmark.py').main(
         [CONFIG, '--official-repo', str(tmp_path / 'missing'), '--official-repo', repo,
@@ -53,7 +59,7 @@ def test_official_columns(tmp_path, in_repo, broken):
     row, = table(out)
     assert row['FLOPs (G)'] == '-' and float(row['Infer img/s']) > 0
     if broken:
-        assert row['Official infer img/s'] == 'fails (RuntimeError)'
+        assert row['Official infer img/s'] == BROKEN[broken][1]
         assert row['Speed-up'] == '-'
     else:
         assert float(row['Official infer img/s']) > 0 and float(row['Official peak (MiB)']) >= 0

@@ -204,8 +204,8 @@ class DenseBackbone(Fusable, BaseModule):
 
     def fuse(self):
         """Fuse for inference, in place: batch norms folded into the convolutions before them
-        (:mod:`~groupmix_backbones.models.layers.fuse`).
-        The backbone stays in eval mode: training it afterwards is an error. Returns self."""
+        (:mod:`~groupmix_backbones.models.layers.fuse`). The backbone stays in eval mode:
+        training it afterwards is an error. Returns self."""
         fuse_modules(self)
         self.fused = True
         return self

@@ -13,11 +13,10 @@ from collections import OrderedDict
 import torch
 import torch.nn as nn
 from mmcv.cnn import ConvModule
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..registry import register_backbone
 from .base import DenseBackbone
-from torch.nn.modules.batchnorm import _BatchNorm
-
 from .layers import (Fusable, Mlp, build_norm, drop_path, fold_bn, image_to_tokens,
                      tokens_to_image)
 
@@ -25,18 +24,18 @@ from .layers import (Fusable, Mlp, build_norm, drop_path, fold_bn, image_to_toke
 class SepConv2d(nn.Sequential):
     """Depthwise k x k convolution followed by a pointwise one, both without bias."""
 
+    def __init__(self, in_channels: int, out_channels: int, *, kernel_size: int, stride: int = 1):
+        super().__init__(OrderedDict(
+            depthwise=nn.Conv2d(in_channels, in_channels, kernel_size, stride, kernel_size // 2,
+                                groups=in_channels, bias=False),
+            pointwise=nn.Conv2d(in_channels, out_channels, 1, bias=False)))
+
     def fold(self, norm: nn.Module) -> nn.Module:
         """Fold a BatchNorm ``norm`` that follows into the pointwise conv; what replaces it."""
         if not isinstance(norm, _BatchNorm):
             return norm
         self.pointwise = fold_bn(self.pointwise, norm)
         return nn.Identity()
-
-    def __init__(self, in_channels: int, out_channels: int, *, kernel_size: int, stride: int = 1):
-        super().__init__(OrderedDict(
-            depthwise=nn.Conv2d(in_channels, in_channels, kernel_size, stride, kernel_size // 2,
-                                groups=in_channels, bias=False),
-            pointwise=nn.Conv2d(in_channels, out_channels, 1, bias=False)))
 
 
 class PatchEmbed(Fusable, nn.Module):

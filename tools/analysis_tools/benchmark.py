@@ -19,7 +19,8 @@ OliverRensu/SG-Former; imported from there, never vendored), a classifier config
 an official model in ``groupmix_backbones/analysis/official.py`` gets official columns: the
 official classifier of the same arch (built for the input size where its constructor takes one),
 timed in turns with ours in this process (``--rounds`` rounds of ``--repeat`` steps each), and the
-ratios (official time / ours). An official model that fails at the size says so in its cells.
+ratios (official time / ours). An official model that fails to build or run at the size says so in
+its cells.
 ``--fuse`` fuses ours for inference first (``fuse_modules``: batch norms folded; infer mode only).
 ``--compile`` compiles ours with ``torch.compile`` (default backend; compilation happens in the
 warm-up, not timed); the official models stay eager. Run as a script, the process keeps freed
@@ -78,12 +79,18 @@ def build_rows(config, args):
         if repo and scope == 'mmpretrain' and not args.backbone_only:
             size = shape[0] if shape[0] == shape[1] else \
                 model.backbone.arch_settings.get('pretrain_img_size', 224)
-            official = build_official(cfg, model.backbone.arch_settings, repo, size)
+            try:
+                official = build_official(cfg, model.backbone.arch_settings, repo, size)
+            except Exception as error:  # official code built for one size only
+                official = f'fails to build ({type(error).__name__})'
         yield label, shape, ours, official, params, flops
 
 
 def measure_row(ours, official, inputs, mode, args):
-    """((ours seconds, peak), (official seconds, peak) or an error text or None) of ``mode``."""
+    """((ours seconds, peak), (official seconds, peak) or an error text or None) of ``mode``;
+    ``official`` is a model, None or the text of its failure to build."""
+    if isinstance(official, str):
+        return measure_row(ours, None, inputs, mode, args)[0], official
     models = [ours] if official is None else [ours, official]
     try:
         results = measure_alternately(models, inputs, mode, rounds=args.rounds,
@@ -102,7 +109,7 @@ def row_cells(label, shape, batch, params, flops, results, with_official):
              '-' if flops is None else f'{flops / 1e9:.2f}']
     mib = 2 ** -20
     for mode, ((seconds, peak), theirs) in results.items():
-        value = f'{batch / seconds:.2f}' if mode == 'infer' else f'{seconds * 1e3:.0f}'
+        value = f'{batch / seconds:.3g}' if mode == 'infer' else f'{seconds * 1e3:.0f}'
         cells += [value, f'{peak * mib:.0f}']
         if not with_official:
             continue
@@ -111,7 +118,7 @@ def row_cells(label, shape, batch, params, flops, results, with_official):
         elif isinstance(theirs, str):
             cells += [theirs, '-', '-']
         else:
-            value = f'{batch / theirs[0]:.2f}' if mode == 'infer' else f'{theirs[0] * 1e3:.0f}'
+            value = f'{batch / theirs[0]:.3g}' if mode == 'infer' else f'{theirs[0] * 1e3:.0f}'
             cells += [value, f'{theirs[1] * mib:.0f}', f'{theirs[0] / seconds:.2f}x']
     return cells
 
@@ -167,7 +174,7 @@ def main(argv=None):
         ours.to(args.device)
         if args.fuse:
             fuse_modules(ours)
-        if official is not None:
+        if isinstance(official, torch.nn.Module):
             official.to(args.device)
         runner = torch.compile(ours) if args.compile else ours
         inputs = torch.randn(args.batch_size, 3, *shape, device=args.device)
