@@ -60,10 +60,10 @@ def test_official_columns(tmp_path, in_repo, broken):
     assert row['FLOPs (G)'] == '-' and float(row['Infer img/s']) > 0
     if broken:
         assert row['Official infer img/s'] == BROKEN[broken][1]
-        assert row['Speed-up'] == '-'
+        assert row['Infer speed-up'] == '-'
     else:
-        assert float(row['Official infer img/s']) > 0 and float(row['Official peak (MiB)']) >= 0
-        assert row['Speed-up'].endswith('x') and float(row['Speed-up'][:-1]) > 0
+        assert float(row['Official infer img/s']) > 0 and float(row['Official infer peak (MiB)']) >= 0
+        assert row['Infer speed-up'].endswith('x') and float(row['Infer speed-up'][:-1]) > 0
 
 
 def test_official_columns_need_classifiers(tmp_path, in_repo):

@@ -131,7 +131,8 @@ def header(modes, with_official, args):
         unit = 'img/s' if mode == 'infer' else 'step (ms)'
         cells += [f'{MODES[mode]} {unit}{ours}', f'{MODES[mode]} peak (MiB)']
         if with_official:
-            cells += [f'Official {mode} {unit}', 'Official peak (MiB)', 'Speed-up']
+            cells += [f'Official {mode} {unit}', f'Official {mode} peak (MiB)',
+                      f'{MODES[mode]} speed-up']
     return cells
 
 
