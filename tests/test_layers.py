@@ -146,3 +146,6 @@ def test_resized_grids_train_and_mix_with_inference_mode():
     out = embed(tokens, (5, 7)).square().sum()
     out.backward()
     assert tokens.grad is not None
+    with torch.inference_mode():  # a module built in inference mode: resized every call
+        built = GridPositionEmbedding(8, grid=(4, 4))
+        assert built(tokens, (5, 7)).shape == tokens.shape

@@ -97,7 +97,8 @@ class SavedGrids:
             return param
         resize = (lambda: resize_pos_embed(param, grid, hw_shape, mode=self.grid_mode,
                                            align_corners=self.grid_align_corners))
-        if (torch.is_grad_enabled() and param.requires_grad) or torch.compiler.is_compiling():
+        if (torch.is_grad_enabled() and param.requires_grad) or torch.compiler.is_compiling() \
+                or param.is_inference():  # an inference tensor has no version to key on
             return resize()
         key = (param.data_ptr(), param._version, param.device, param.dtype, hw_shape)
         cache = self.__dict__.setdefault('_resized_grids', {})
