@@ -112,6 +112,23 @@ def test_classifier_checkpoint_initialises_a_dense_backbone(tmp_path):
     assert torch.equal(model.stages[0][0].cpe.weight, source.stages[0][0].cpe.weight)
 
 
+def test_new_output_norms_start_fresh_but_other_missing_keys_fail(tmp_path):
+    """A classifier has no ``output_norms`` (``norm_outputs``); nothing else may be missing."""
+    source = GroupMixFormer(arch=GMF, final_norm=True)
+    checkpoint = classifier_checkpoint(tmp_path, source)
+    model = GroupMixFormer(arch=GMF, norm_outputs=True, init_cfg=dict(
+        type='Pretrained', prefix='backbone.', checkpoint=checkpoint))
+    model.init_weights()
+    assert torch.equal(model.stages[3][0].cpe.weight, source.stages[3][0].cpe.weight)
+    assert (model.output_norms['3'].weight == 1).all()
+    state = torch.load(checkpoint, weights_only=True)
+    del state['state_dict']['backbone.stages.3.0.cpe.weight']
+    broken = save(tmp_path, 'broken.pth', state)
+    with pytest.raises(CheckpointMismatchError, match=r'missing: backbone\.stages\.3\.0\.cpe\.weight'):
+        load_checkpoint(torch.nn.ModuleDict(dict(backbone=GroupMixFormer(
+            arch=GMF, norm_outputs=True))), broken, strict=False)
+
+
 @pytest.mark.parametrize('fmt,official,script', [
     (GROUPMIXFORMER, {'conv_stem.proj1.weight': torch.zeros(1), 'head.weight': torch.zeros(1)},
      'groupmixformer2mmpretrain.py'),

@@ -45,8 +45,8 @@ class DenseBackbone(Fusable, BaseModule):
     Args:
         arch (str | dict): A name of :attr:`arch_zoo` or a dict of settings.
         out_indices (Sequence[int]): Stages whose outputs are returned (negative: from the end).
-        frozen_stages (int): Freeze the stem and stages ``1..k`` (``k = num_stages`` also the
-            output norm), keeping them in eval mode; -1 freezes nothing.
+        frozen_stages (int): Freeze the stem and stages ``1..k`` with their output norms,
+            keeping them in eval mode; -1 freezes nothing.
         norm_eval (bool): Keep every BatchNorm in eval mode while training.
         with_cp (bool): Activation checkpointing of each block while training.
         drop_path_rate (float): Stochastic depth of the last block, rising linearly from 0.
@@ -58,7 +58,9 @@ class DenseBackbone(Fusable, BaseModule):
     arch_keys: Tuple[str, ...] = ('depths', )
     optional_arch_keys: Tuple[str, ...] = ()
     #: checkpoint keys this backbone may meet without building them (an option's modules)
-    optional_state_prefixes: Tuple[str, ...] = ('out_norm.', )
+    optional_state_prefixes: Tuple[str, ...] = ('out_norm.', 'output_norms.')
+    #: keys of modules an option adds that pretrained checkpoints lack (they start fresh)
+    new_state_prefixes: Tuple[str, ...] = ('output_norms.', )
 
     def __init__(self, *, arch: Union[str, dict], in_channels: int = 3,
                  out_indices: Sequence[int] = (0, 1, 2, 3), frozen_stages: int = -1,
@@ -82,6 +84,7 @@ class DenseBackbone(Fusable, BaseModule):
         self.with_cp = with_cp
         self.drop_path_rates = drop_path_schedule(drop_path_rate, depths)
         self.embed_dims: List[int] = []
+        self.output_norms: Optional[nn.ModuleDict] = None
         self.fused = False
 
     # ------------------------------------------------------------------ arch and options
@@ -176,11 +179,27 @@ class DenseBackbone(Fusable, BaseModule):
         return x, hw_shape
 
     def stage_output(self, index: int, x, hw_shape) -> torch.Tensor:
-        """The returned map (B, C, H, W) of stage ``index``; the last one through ``out_norm``."""
-        out_norm = getattr(self, 'out_norm', None)
-        if index == self.num_stages - 1 and out_norm is not None:
-            x = out_norm(x)
-        return tokens_to_image(x, hw_shape)
+        """The returned map (B, C, H, W) of stage ``index``, through :meth:`output_norm`'s norm."""
+        norm = self.output_norm(index)
+        return tokens_to_image(x if norm is None else norm(x), hw_shape)
+
+    def output_norm(self, index: int) -> Optional[nn.Module]:
+        """The norm of stage ``index``'s returned map: its own from :meth:`build_output_norms`,
+        else ``out_norm`` for the last stage, else None."""
+        if self.output_norms is not None:
+            return self.output_norms[str(index)] if str(index) in self.output_norms else None
+        return getattr(self, 'out_norm', None) if index == self.num_stages - 1 else None
+
+    def build_output_norms(self, make_norm):
+        """A new norm ``make_norm(channels)`` for every returned map (a family's ``norm_outputs``;
+        mmdet's Swin has them too): dense heads shared across levels, such as the RPN's, train
+        unstably on stage outputs of very different scales. Classification checkpoints lack these
+        norms; they start fresh."""
+        if getattr(self, 'out_norm', None) is not None:
+            raise ValueError(f'{type(self).__name__}: final_norm and norm_outputs are exclusive '
+                             f'(norm_outputs norms the last output too); choose one.')
+        self.output_norms = nn.ModuleDict(
+            {str(i): make_norm(self.embed_dims[i]) for i in self.out_indices})
 
     def run_block(self, block: nn.Module, *args):
         """Call ``block``, through activation checkpointing when ``with_cp`` and training."""
@@ -212,8 +231,8 @@ class DenseBackbone(Fusable, BaseModule):
 
     def _freeze_stages(self):
         groups = list(self.frozen_groups())[:self.frozen_stages + 1]
-        if self.frozen_stages == self.num_stages and getattr(self, 'out_norm', None) is not None:
-            groups.append(self.out_norm)
+        groups += [norm for norm in map(self.output_norm, range(self.frozen_stages))
+                   if norm is not None]
         for group in groups:
             for module in group if isinstance(group, (list, tuple)) else [group]:
                 module.eval()

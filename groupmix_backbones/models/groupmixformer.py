@@ -9,6 +9,7 @@ position term.
 """
 import warnings
 from collections import OrderedDict
+from functools import partial
 
 import torch
 import torch.nn as nn
@@ -183,6 +184,8 @@ class GroupMixFormer(DenseBackbone):
         qkv_bias (bool): Bias of the qkv projection. Defaults to True.
         drop_rate (float): Dropout after attention and MLP. Defaults to 0.
         final_norm (bool): Norm the last stage's output (the classifier's BN). Defaults to False.
+        norm_outputs (bool): A new norm (``norm_cfg``) on every returned map, for dense
+            prediction: the stages end unnormalised, at very different scales. Defaults to False.
         norm_cfg (dict): Norm of the convolutional parts. Defaults to BN (SyncBN in dist configs).
         in_channels, out_indices, frozen_stages, norm_eval, with_cp, drop_path_rate, init_cfg: see
             :class:`DenseBackbone`.
@@ -200,8 +203,8 @@ class GroupMixFormer(DenseBackbone):
 
     def __init__(self, arch='small', in_channels=3, num_heads=8, qkv_bias=True, drop_rate=0.,
                  drop_path_rate=0., out_indices=(0, 1, 2, 3), frozen_stages=-1, norm_eval=False,
-                 final_norm=False, norm_cfg=dict(type='BN', requires_grad=True), with_cp=False,
-                 init_cfg=None):
+                 final_norm=False, norm_outputs=False, norm_cfg=dict(type='BN', requires_grad=True),
+                 with_cp=False, init_cfg=None):
         super().__init__(arch=arch, in_channels=in_channels, out_indices=out_indices,
                          frozen_stages=frozen_stages, norm_eval=norm_eval, with_cp=with_cp,
                          drop_path_rate=drop_path_rate, init_cfg=init_cfg)
@@ -223,6 +226,8 @@ class GroupMixFormer(DenseBackbone):
                               norm_cfg=norm_cfg) for rate in rates)
             for i, rates in enumerate(self.drop_path_rates))
         self.out_norm = build_norm(norm_cfg, dims[-1]) if final_norm else None
+        if norm_outputs:
+            self.build_output_norms(partial(build_norm, norm_cfg))
         self.finish_build()
 
     def fuse(self):
@@ -249,6 +254,5 @@ class GroupMixFormer(DenseBackbone):
         return tokens_to_image(x, hw_shape), hw_shape
 
     def stage_output(self, index, x, hw_shape):
-        if index == self.num_stages - 1 and self.out_norm is not None:
-            return self.out_norm(x)
-        return x
+        norm = self.output_norm(index)
+        return x if norm is None else norm(x)
