@@ -106,6 +106,43 @@ def test_frozen_stages(cls, name):
                 assert module.training, (k, module_name)
 
 
+def norm_image(norm, image):
+    """``norm`` applied to a (B, C, H, W) map: LayerNorms over channels, others as they are."""
+    if isinstance(norm, torch.nn.LayerNorm):
+        return norm(image.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+    return norm(image)
+
+
+@pytest.mark.parametrize('cls', [cls for cls in BACKBONES
+                                 if 'norm_outputs' in inspect.signature(cls).parameters],
+                         ids=lambda c: c.__name__)
+def test_norm_outputs_norm_every_returned_map_and_freeze_with_their_stage(cls):
+    name = next(iter(cls.arch_zoo))
+    if not getattr(cls, 'has_final_norm', True):
+        with pytest.raises(ValueError, match='has no norm_outputs: every stage ends in its own'):
+            build(cls, name, norm_outputs=True)
+        return
+    with pytest.raises(ValueError, match='final_norm and norm_outputs are exclusive'):
+        build(cls, name, norm_outputs=True)  # build turns final_norm on
+    indices = (0, 2, 3)
+    model = build(cls, name, norm_outputs=True, final_norm=False, out_indices=indices,
+                  frozen_stages=2)
+    assert sorted(model.output_norms) == ['0', '2', '3']
+    for norm in model.output_norms.values():
+        torch.nn.init.normal_(norm.weight)
+        torch.nn.init.normal_(norm.bias)
+    plain = build(cls, name, final_norm=False, out_indices=indices)
+    assert not plain.load_state_dict(model.state_dict(), strict=False).missing_keys
+    x = torch.randn(2, 3, 45, 61)
+    with torch.no_grad():
+        normed, raw = model.eval()(x), plain.eval()(x)
+    for index, a, b in zip(indices, normed, raw):
+        torch.testing.assert_close(a, norm_image(model.output_norms[str(index)], b))
+    model.train()  # frozen_stages=2: stages 0 and 1, so the first output's norm
+    assert [model.output_norms[i].training for i in '023'] == [False, True, True]
+    assert [model.output_norms[i].weight.requires_grad for i in '023'] == [False, True, True]
+
+
 @pytest.mark.parametrize('cls,name', ARCHS, ids=IDS)
 def test_norm_eval_keeps_batch_norms_in_eval(cls, name):
     model = build(cls, name, norm_eval=True).train()

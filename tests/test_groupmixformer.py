@@ -50,21 +50,3 @@ def test_final_norm_applies_to_last_output_only():
         a, b = model(x), plain(x)
     torch.testing.assert_close(a[2], b[2])
     torch.testing.assert_close(a[3], model.out_norm(b[3]))
-
-
-def test_norm_outputs_norms_every_returned_map_and_freezes_with_its_stage():
-    model = GroupMixFormer(arch=TINY, norm_outputs=True, out_indices=(0, 2, 3), frozen_stages=1)
-    assert sorted(model.output_norms) == ['0', '2', '3']
-    plain = GroupMixFormer(arch=TINY, out_indices=(0, 2, 3))
-    plain.load_state_dict(model.state_dict(), strict=False)
-    x = torch.randn(2, 3, 45, 61)
-    with torch.no_grad():
-        normed, raw = model.eval()(x), plain.eval()(x)
-    for index, a, b in zip((0, 2, 3), normed, raw):
-        torch.testing.assert_close(a, model.output_norms[str(index)](b))
-    model.train()
-    assert not model.output_norms['0'].training and model.output_norms['2'].training
-    assert not model.output_norms['0'].weight.requires_grad
-    assert model.output_norms['2'].weight.requires_grad
-    with pytest.raises(ValueError, match='final_norm and norm_outputs are exclusive'):
-        GroupMixFormer(arch=TINY, norm_outputs=True, final_norm=True)

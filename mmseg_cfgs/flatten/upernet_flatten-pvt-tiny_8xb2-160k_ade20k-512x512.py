@@ -1,9 +1,11 @@
 # UperNet + auxiliary FCN head with FLatten-PVT-T on ADE20K, mmseg's transformer-backbone 160k
 # recipe (common_cfgs/upernet_8xb2-160k_ade20k-512x512-recipe.py). Drop path 0.1 for every size, as
 # mmdet's PVT configs (the classifiers: T/S 0.1, M 0.3).
+# A new LayerNorm on each returned map (norm_outputs), as mmdet's Swin and PVT: the stages end
+# unnormalised.
 _base_ = '../../common_cfgs/upernet_8xb2-160k_ade20k-512x512-recipe.py'
 model = dict(
-    backbone=dict(type='FLattenPVT', arch='tiny', drop_path_rate=0.1,
+    backbone=dict(type='FLattenPVT', arch='tiny', drop_path_rate=0.1, norm_outputs=True,
                   init_cfg=dict(checkpoint='checkpoints/flatten-pvt-tiny_in1k.pth')),
     decode_head=dict(in_channels=[64, 128, 320, 512]),
     auxiliary_head=dict(in_channels=320))

@@ -1,4 +1,6 @@
 """What the FLatten hosts share: focused linear attention and the host base class."""
+from functools import partial
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -105,6 +107,8 @@ class FLattenBackbone(DenseBackbone):
         kernel_size (int): Kernel of the depthwise rank-restoring conv. Defaults to 5.
         drop_rate / attn_drop_rate / drop_path_rate (float): Dropouts and stochastic depth.
         final_norm (bool): LayerNorm the last output (the classifier's norm). Defaults to False.
+        norm_outputs (bool): A new LayerNorm on every returned map, as mmdet's Swin, for dense
+            prediction (the stages end unnormalised). Defaults to False.
         norm_cfg (dict): Norm of the tokens: LayerNorm, each place keeping its official eps
             unless ``norm_cfg`` sets one.
         out_indices, frozen_stages, norm_eval, with_cp, init_cfg: see :class:`DenseBackbone`.
@@ -117,7 +121,8 @@ class FLattenBackbone(DenseBackbone):
     def __init__(self, arch=None, in_channels=3, pretrain_img_size=None, qkv_bias=True,
                  focusing_factor=3, kernel_size=5, drop_rate=0., attn_drop_rate=0.,
                  drop_path_rate=0., out_indices=(0, 1, 2, 3), frozen_stages=-1, norm_eval=False,
-                 final_norm=False, norm_cfg=dict(type='LN'), with_cp=False, init_cfg=None):
+                 final_norm=False, norm_outputs=False, norm_cfg=dict(type='LN'), with_cp=False,
+                 init_cfg=None):
         super().__init__(arch=arch or next(iter(self.arch_zoo)), in_channels=in_channels,
                          out_indices=out_indices, frozen_stages=frozen_stages,
                          norm_eval=norm_eval, with_cp=with_cp, drop_path_rate=drop_path_rate,
@@ -134,8 +139,9 @@ class FLattenBackbone(DenseBackbone):
         if dict(norm_cfg).get('type') != 'LN':
             raise ValueError(f"{name} norms tokens over their channels: norm_cfg must be of type "
                              f"'LN' (e.g. dict(type='LN', eps=1e-6)), got {norm_cfg!r}.")
-        if final_norm and not self.has_final_norm:
-            raise ValueError(f'{name} has no final_norm: every stage ends in its own norm.')
+        if (final_norm or norm_outputs) and not self.has_final_norm:
+            option = 'final_norm' if final_norm else 'norm_outputs'
+            raise ValueError(f'{name} has no {option}: every stage ends in its own norm.')
         self.attn_types = attn_types
         self.grids = [(size // 2 ** (i + 2), ) * 2 for i in range(n)]
         self.norm_cfg = dict(norm_cfg)
@@ -145,6 +151,8 @@ class FLattenBackbone(DenseBackbone):
         self.build_layers(in_channels=in_channels, drop_rate=drop_rate)
         self.out_norm = build_norm(self.norm_cfg, self.embed_dims[-1],
                                    eps=self.out_norm_eps) if final_norm else None
+        if norm_outputs:
+            self.build_output_norms(partial(build_norm, self.norm_cfg, eps=self.out_norm_eps))
         self.finish_build()
 
     def build_layers(self, *, in_channels, drop_rate):
