@@ -73,6 +73,7 @@ def test_any_size_gives_strides_4_to_32(cls, name):
         assert [tuple(o.shape[2:]) for o in outs] == expected_hw(H, W), (H, W)
         assert [o.shape[1] for o in outs] == model.embed_dims
         assert all(o.shape[0] == 2 and o.isfinite().all() for o in outs)
+        assert all(o.is_contiguous() for o in outs)  # what mmcv's compiled ops assume
     model = build(cls, name, out_indices=(1, -1)).eval()
     with torch.no_grad():
         outs = model(torch.randn(1, 3, 45, 37))

@@ -151,7 +151,10 @@ class DenseBackbone(Fusable, BaseModule):
         for i in range(self.num_stages):
             x, hw_shape = self.forward_stage(i, x, hw_shape)
             if i in self.out_indices:
-                outs.append(self.stage_output(i, x, hw_shape))
+                # contiguous (B, C, H, W): the maps are channels_last views inside the backbone,
+                # and compiled ops downstream (mmcv's RoIAlign, CPU and CUDA) index memory as
+                # contiguous NCHW, reading channels_last maps wrongly without an error
+                outs.append(self.stage_output(i, x, hw_shape).contiguous())
         return tuple(outs)
 
     def check_input(self, x):
