@@ -1,16 +1,23 @@
 """Nothing lost, nothing silent: a checkpoint survives a kill mid-save, and a resumed run logs the
 same losses as an uninterrupted one (epoch-based classification, iteration-based segmentation)."""
+import errno
 import os
 import os.path as osp
+import re
+import shutil
 import signal
 import subprocess
 import sys
 
 import pytest
 import torch
+from mmengine.fileio import LocalBackend
+from mmengine.logging import MessageHub, MMLogger
 from mmengine.runner import CheckpointLoader, Runner
 
 from conftest import REPO
+from groupmix_backbones.engine import ResumableCheckpointHook
+from groupmix_backbones.engine.checkpoint_hook import CheckpointWriteError
 from test_tasks import DEMOS, short_cfg, short_run_options
 
 CLS, SEG = ('groupmixformer', 'cls'), ('groupmixformer', 'seg')
@@ -116,3 +123,94 @@ def test_iteration_based_resume_is_exact(demo_root, tmp_path):
     resumed = train(SEG, demo_root, tmp_path / 'resumed', resume=True,
                     load_from=str(tmp_path / 'uninterrupted' / 'iter_2.pth'), **options)
     assert_resumed_exactly(resumed, uninterrupted)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A tmpfs mounted on ``tmp_path / 'disk'`` (we run as root here); yields (folder, resize),
+    where ``resize(free_bytes)`` leaves that much room above what is in use."""
+    disk = tmp_path / 'disk'
+    disk.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip('mounting a small tmpfs needs root')
+    mounted = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=256m', 'tmpfs', str(disk)],
+                             capture_output=True, text=True)
+    if mounted.returncode:
+        pytest.skip(f'cannot mount a tmpfs here: {mounted.stderr.strip()}')
+
+    def resize(free_bytes):
+        size_kib = (shutil.disk_usage(disk).used + free_bytes) // 1024 + 1
+        subprocess.run(['mount', '-o', f'remount,size={size_kib}k', str(disk)], check=True)
+
+    try:
+        yield disk, resize
+    finally:
+        subprocess.run(['umount', '--lazy', str(disk)], check=True)  # log files stay open
+
+
+def test_a_full_disk_stops_the_run_and_keeps_the_last_checkpoint(uninterrupted_cls, demo_root,
+                                                                  small_disk):
+    """The disk fills up while epoch 2 is written (room for half a checkpoint): the run stops with
+    an error naming the file, the cause and the checkpoint kept; nothing partial stays behind;
+    on a disk with room, --resume continues from epoch 1 and ends as the uninterrupted run."""
+    disk, resize = small_disk
+    train(CLS, demo_root, disk, **{'train_cfg.max_epochs': 1})
+    first = str(disk / 'epoch_1.pth')
+    resize(free_bytes=osp.getsize(first) // 2)
+    with pytest.raises(CheckpointWriteError,
+                       match=rf'epoch_2\.pth \(No space left on device\)\. The previous checkpoint '
+                             rf'{re.escape(first)} and .*last_checkpoint are unchanged'):
+        train(CLS, demo_root, disk, resume=True, **{'train_cfg.max_epochs': 2})
+    assert sorted(f for f in os.listdir(disk) if 'epoch' in f or 'checkpoint' in f) == [
+        'epoch_1.pth', 'last_checkpoint']
+    assert open(disk / 'last_checkpoint').read() == first
+    assert CheckpointLoader.load_checkpoint(first)['meta']['epoch'] == 1
+
+    resize(free_bytes=4 * osp.getsize(first))
+    resumed = train(CLS, demo_root, disk, resume=True, **{'train_cfg.max_epochs': 2})
+    assert open(disk / 'last_checkpoint').read() == str(disk / 'epoch_2.pth')
+    assert_resumed_exactly(resumed, uninterrupted_cls)
+
+
+class SavingRunner:
+    """What :class:`ResumableCheckpointHook` needs of a Runner to save a best checkpoint; records
+    the folder's files at each save, and fails like a full disk (half a file, then ENOSPC) when
+    ``disk_full``."""
+
+    def __init__(self, work_dir):
+        self.work_dir, self.epoch, self.iter = str(work_dir), 0, 0
+        self.message_hub = MessageHub.get_instance('test_save_best')
+        self.logger = MMLogger.get_current_instance()
+        self.disk_full, self.files_while_saving = False, []
+
+    def save_checkpoint(self, out_dir, filename, **kwargs):
+        self.files_while_saving.append(sorted(os.listdir(out_dir)))
+        with open(osp.join(out_dir, filename), 'wb') as f:
+            f.write(b'half')
+            if self.disk_full:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            f.write(b' and the rest')
+
+
+def test_save_best_keeps_the_old_best_until_the_new_one_is_in_place(tmp_path):
+    runner = SavingRunner(tmp_path)
+    hook = ResumableCheckpointHook(interval=1, save_best='acc', rule='greater')
+    hook.out_dir, hook.file_backend = str(tmp_path), LocalBackend()
+
+    def validate(epoch, acc):
+        runner.epoch = epoch
+        hook.after_val_epoch(runner, {'acc': acc})
+        return sorted(os.listdir(tmp_path))
+
+    assert validate(1, acc=0.5) == ['best_acc_epoch_1.pth']
+    assert validate(2, acc=0.7) == ['best_acc_epoch_2.pth']
+    assert runner.files_while_saving[-1] == ['best_acc_epoch_1.pth']  # the old one was still there
+    assert validate(3, acc=0.6) == ['best_acc_epoch_2.pth']  # not better: nothing written
+    runner.disk_full = True
+    with pytest.raises(CheckpointWriteError, match=r'best_acc_epoch_4\.pth \(No space left on '
+                                                   r'device\)\. The previous best checkpoint'):
+        validate(4, acc=0.9)
+    assert sorted(os.listdir(tmp_path)) == ['best_acc_epoch_2.pth']
+    assert open(tmp_path / 'best_acc_epoch_2.pth', 'rb').read() == b'half and the rest'
+    best = str(tmp_path / 'best_acc_epoch_2.pth')
+    assert hook.best_ckpt_path == runner.message_hub.get_info('best_ckpt') == best

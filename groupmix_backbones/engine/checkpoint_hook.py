@@ -1,4 +1,6 @@
-"""mmengine's CheckpointHook, made safe to kill mid-save and exact to resume."""
+"""mmengine's CheckpointHook, made safe to kill mid-save or to run out of disk, and exact to
+resume."""
+import contextlib
 import functools
 import glob
 import os
@@ -10,10 +12,12 @@ from mmengine.fileio import LocalBackend
 from mmengine.hooks import CheckpointHook
 from mmengine.registry import HOOKS
 from mmengine.runner import IterBasedTrainLoop
+from torch.utils.data import get_worker_info
 
 from .random_state import get_random_state, set_random_state
 
 INCOMPLETE = '.incomplete'  # suffix of a file still being written; renamed away once complete
+WORKER_STATE = '_worker_random_state'  # batch key: (worker id, its random state after the batch)
 
 
 def fsync_path(path: str):
@@ -34,9 +38,26 @@ def replace_durably(incomplete: str, path: str):
 
 
 def write_text_atomically(path: str, text: str):
-    with open(path + INCOMPLETE, 'w') as f:
-        f.write(text)
-    replace_durably(path + INCOMPLETE, path)
+    with removing_on_error(path + INCOMPLETE):
+        with open(path + INCOMPLETE, 'w') as f:
+            f.write(text)
+        replace_durably(path + INCOMPLETE, path)
+
+
+@contextlib.contextmanager
+def removing_on_error(incomplete: str):
+    """Remove the partly written ``incomplete`` if the block fails (a full disk keeps no debris)."""
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(incomplete)
+        raise
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint (or ``last_checkpoint``) could not be written, e.g. the disk is full. What was
+    saved before is untouched, and the message names it."""
 
 
 @HOOKS.register_module()
@@ -48,6 +69,9 @@ class ResumableCheckpointHook(CheckpointHook):
       kill in between can leave nothing loadable. Here the new checkpoint is written to
       ``NAME.incomplete`` in the same folder, fsynced and renamed to ``NAME``; then
       ``last_checkpoint`` is replaced atomically; only then are outdated checkpoints removed.
+      The same holds for ``save_best``: the old best goes once the new one is in place.
+    * A write that fails (a full disk) removes its partial file and stops the run with
+      :class:`CheckpointWriteError` naming the checkpoint still in place to resume from.
     * Every checkpoint records each rank's random state (python, numpy, torch CPU and CUDA) in
       ``meta['random_states']``. Resuming restores it where the uninterrupted run went on (for an
       iteration-based loop, after mmengine has advanced the dataloader past the trained batches),
@@ -55,12 +79,18 @@ class ResumableCheckpointHook(CheckpointHook):
       augmentations and dropout as an uninterrupted one. When the new run drew another seed than
       the checkpoint's (``randomness.seed=None``), the train sampler and workers take the
       checkpoint's, which mmengine restores only after it has built them.
+    * Epoch-based loops with ``persistent_workers=True``: the workers' random streams run on
+      across epochs (new workers would be seeded afresh and draw other augmentations). Each batch
+      brings its worker's random state with it (:class:`RecordingWorkerState`), checkpoints keep
+      each worker's last one, and a resumed run's workers start from it.
     """
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._val_random_state = None
         self._resumed = None
+        self._worker_states = None  # {worker id: random state} of persistent workers
+        self._restore_at_first_batch = None
 
     def _save_checkpoint_with_step(self, runner, step, meta):
         outdated = []
@@ -70,22 +100,32 @@ class ResumableCheckpointHook(CheckpointHook):
             self.keep_ckpt_ids.append(step)
             runner.message_hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))
         filename = self.filename_tmpl.format(step)
+        # the checkpoint before this one: of this run, or of the run it resumed
+        previous = self.last_ckpt or runner.message_hub.get_info('last_ckpt')
         self.last_ckpt = self.file_backend.join_path(self.out_dir, filename)
         runner.message_hub.update_info('last_ckpt', self.last_ckpt)
         # inside validation (a new best checkpoint) training goes on from the state before it
         random_state = self._val_random_state or get_random_state()
         meta = dict(meta, random_states=all_gather_object(random_state))
-        atomic = isinstance(self.file_backend, LocalBackend)
-        runner.save_checkpoint(
-            self.out_dir, filename + INCOMPLETE if atomic else filename,
-            file_client_args=self.file_client_args, save_optimizer=self.save_optimizer,
-            save_param_scheduler=self.save_param_scheduler, meta=meta, by_epoch=self.by_epoch,
-            backend_args=self.backend_args, **self.args)
+        if self._worker_states is not None:
+            meta['worker_random_states'] = all_gather_object(self._worker_states)
+        kept = (f'The previous checkpoint {previous} and {runner.work_dir}/last_checkpoint '
+                'are unchanged: make room and resume with --resume.' if previous else
+                'No checkpoint was written before this one.')
+        self._write_checkpoint(
+            runner, self.out_dir, filename, kept=kept, file_client_args=self.file_client_args,
+            save_optimizer=self.save_optimizer, save_param_scheduler=self.save_param_scheduler,
+            meta=meta, by_epoch=self.by_epoch, backend_args=self.backend_args, **self.args)
         if not is_main_process():
             return
-        if atomic:
-            replace_durably(self.last_ckpt + INCOMPLETE, self.last_ckpt)
-        write_text_atomically(osp.join(runner.work_dir, 'last_checkpoint'), self.last_ckpt)
+        last_checkpoint = osp.join(runner.work_dir, 'last_checkpoint')
+        try:
+            write_text_atomically(last_checkpoint, self.last_ckpt)
+        except OSError as error:
+            raise CheckpointWriteError(
+                error.errno, f'Could not update {last_checkpoint} after writing {self.last_ckpt} '
+                f'({error.strerror or error}). It still names {previous}, which is kept; '
+                'make room and resume with --resume.') from error
         for old in outdated:
             path = self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(old))
             if self.file_backend.isfile(path):
@@ -93,20 +133,105 @@ class ResumableCheckpointHook(CheckpointHook):
             elif self.file_backend.isdir(path):
                 self.file_backend.rmtree(path)
 
+    def _write_checkpoint(self, runner, out_dir, filename, kept='', **kwargs):
+        """``runner.save_checkpoint`` onto a local disk as ``filename.incomplete``, renamed to
+        ``filename`` once whole. A failed write (a full disk) removes the partial file and raises
+        :class:`CheckpointWriteError` saying what is kept (``kept``)."""
+        if not isinstance(self.file_backend, LocalBackend):
+            return type(runner).save_checkpoint(runner, out_dir, filename, **kwargs)
+        path = osp.join(out_dir, filename)
+        try:
+            with removing_on_error(path + INCOMPLETE):
+                type(runner).save_checkpoint(runner, out_dir, filename + INCOMPLETE, **kwargs)
+                if is_main_process():
+                    replace_durably(path + INCOMPLETE, path)
+        except OSError as error:
+            raise CheckpointWriteError(error.errno, f'Could not write the checkpoint {path} '
+                                       f'({error.strerror or error}). {kept}') from error
+
+    def _save_best_checkpoint(self, runner, metrics):
+        """mmengine's, except that the previous best checkpoint is removed only after the new one
+        is whole on disk (mmengine removes it first; a kill or a full disk in between left none)."""
+        if not self.save_best:
+            return
+        keys = [None] if len(self.key_indicators) == 1 else list(self.key_indicators)
+        previous = {key: self._best_path(key) for key in keys}
+        for key in keys:  # mmengine removes whatever these name before saving: hide them
+            self._set_best_path(runner, key, None)
+        try:
+            with self._runner_saving_atomically(runner):
+                super()._save_best_checkpoint(runner, metrics)
+        except BaseException:
+            for key, old in previous.items():
+                self._set_best_path(runner, key, old)
+            raise
+        for key, old in previous.items():
+            new = self._best_path(key)
+            if new is None:  # not improved: the old best stays best
+                self._set_best_path(runner, key, old)
+            elif old and old != new and is_main_process() and self.file_backend.isfile(old):
+                self.file_backend.remove(old)
+                runner.logger.info(f'The previous best checkpoint {old} is removed')
+
+    def _best_path(self, key):
+        return self.best_ckpt_path if key is None else self.best_ckpt_path_dict[key]
+
+    def _set_best_path(self, runner, key, path):
+        """Point the best checkpoint of indicator ``key`` (None: the only one) at ``path``, in this
+        hook and in the message hub that checkpoints save."""
+        if key is None:
+            self.best_ckpt_path = path
+        else:
+            self.best_ckpt_path_dict[key] = path
+        info = 'best_ckpt' if key is None else f'best_ckpt_{key}'
+        if path is not None:
+            runner.message_hub.update_info(info, path)
+        else:
+            runner.message_hub.runtime_info.pop(info, None)
+
+    @contextlib.contextmanager
+    def _runner_saving_atomically(self, runner):
+        """Within the block, ``runner.save_checkpoint`` goes through :meth:`_write_checkpoint`."""
+        runner.save_checkpoint = functools.partial(
+            self._write_checkpoint, runner,
+            kept='The previous best checkpoint, if any, is kept.')
+        try:
+            yield
+        finally:
+            del runner.save_checkpoint
+
     def after_load_checkpoint(self, runner, checkpoint):
         meta = checkpoint.get('meta')
         meta = meta if isinstance(meta, dict) else {}  # a bare state dict has none
-        self._resumed = dict(random_states=meta.get('random_states'), loader_seed=runner.seed)
+        self._resumed = dict(random_states=meta.get('random_states'), loader_seed=runner.seed,
+                             worker_states=meta.get('worker_random_states'))
 
     def before_train(self, runner):
         super().before_train(runner)
         if is_main_process() and isinstance(self.file_backend, LocalBackend):
-            for incomplete in glob.glob(osp.join(glob.escape(self.out_dir), '*' + INCOMPLETE)):
-                os.remove(incomplete)  # left by a run killed while saving
+            for folder in {self.out_dir, runner.work_dir}:  # left by a run killed while saving
+                for incomplete in glob.glob(osp.join(glob.escape(folder), '*' + INCOMPLETE)):
+                    os.remove(incomplete)
+        loop = runner.train_loop
+        loader = loop.dataloader
+        if (not isinstance(loop, IterBasedTrainLoop) and loader.num_workers > 0
+                and loader.persistent_workers):
+            self._worker_states = {}
+            loader.collate_fn = RecordingWorkerState(loader.collate_fn)
         resumed, self._resumed = self._resumed, None
         if resumed is not None and runner.iter > 0:  # resumed, not just loaded (load_from)
             self._follow_resumed_seed(runner, resumed['loader_seed'])
+            if self._worker_states is not None:
+                self._restore_worker_states(runner, resumed['worker_states'])
             self._restore_random_state(runner, resumed['random_states'])
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        if isinstance(data_batch, dict) and WORKER_STATE in data_batch:
+            worker_id, state = data_batch.pop(WORKER_STATE)
+            self._worker_states[worker_id] = state
+        restore, self._restore_at_first_batch = self._restore_at_first_batch, None
+        if restore is not None:
+            restore()
 
     def before_val(self, runner):
         self._val_random_state = get_random_state()
@@ -133,8 +258,7 @@ class ResumableCheckpointHook(CheckpointHook):
         if isinstance(loop, IterBasedTrainLoop):  # its iterator (and workers) exist already
             loop.dataloader_iterator = type(loop.dataloader_iterator)(loader)
 
-    @staticmethod
-    def _restore_random_state(runner, states):
+    def _restore_random_state(self, runner, states):
         if states is None or len(states) != get_world_size():
             runner.logger.warning(
                 f'The checkpoint holds no random state for {get_world_size()} processes '
@@ -150,8 +274,24 @@ class ResumableCheckpointHook(CheckpointHook):
         loop = runner.train_loop
         if isinstance(loop, IterBasedTrainLoop):
             loop.dataloader_iterator = _RestoreBeforeNextBatch(loop, restore)
+        elif self._worker_states is not None:
+            # the uninterrupted run's persistent workers exist already; the resumed run's
+            # iterator draws their base seed from this process's generator: restore after it
+            self._restore_at_first_batch = restore
         else:
             restore()
+
+    def _restore_worker_states(self, runner, states):
+        loader = runner.train_loop.dataloader
+        if states is None or len(states) != get_world_size():
+            runner.logger.warning(
+                'The checkpoint holds no random state of persistent dataloader workers: the '
+                'resumed run draws other augmentations than an uninterrupted run would have.')
+            return
+        self._worker_states = dict(states[get_rank()])
+        loader.worker_init_fn = functools.partial(seed_and_restore_worker,
+                                                  init_fn=loader.worker_init_fn,
+                                                  states=self._worker_states)
 
 
 class _RestoreBeforeNextBatch:
@@ -173,3 +313,27 @@ class _RestoreBeforeNextBatch:
             self.loop.dataloader_iterator = self.iterator
             self.restore()
         return next(self.iterator)
+
+
+class RecordingWorkerState:
+    """A dataloader's ``collate_fn`` that, in a worker, adds the worker's id and random state
+    after making the batch to the batch (key ``WORKER_STATE``; the hook takes it out again)."""
+
+    def __init__(self, collate_fn):
+        self.collate_fn = collate_fn
+
+    def __call__(self, samples):
+        batch = self.collate_fn(samples)
+        worker = get_worker_info()
+        if worker is not None and isinstance(batch, dict):
+            batch[WORKER_STATE] = (worker.id, get_random_state(cuda=False))
+        return batch
+
+
+def seed_and_restore_worker(worker_id, init_fn, states):
+    """``worker_init_fn`` of a resumed run: the loader's own, then the worker's random state as
+    the checkpoint recorded it."""
+    if init_fn is not None:
+        init_fn(worker_id)
+    if worker_id in states:
+        set_random_state(states[worker_id], cuda=False)
