@@ -49,17 +49,30 @@ class FocusedLinearAttention(SavedGrids, nn.Module):
         return x / x.norm(dim=-1, keepdim=True) * norm
 
     def attend(self, q, k, v, hw_shape):
-        """q, k, v: (B, N, C) tokens of a map of ``hw_shape`` -> (B, N, C), before projection."""
+        """q, k, v: (B, N, C) tokens of a map of ``hw_shape`` -> (B, N, C), before projection.
+
+        Under autocast the focused kernel and the products after it run in float32 (the result
+        too; the next layer casts it back): ``x ** 3`` of a scaled-up ReLU overflows float16
+        (65504) once ``softplus(focus_scale)`` has learned to be small, ``phi(k)^T v`` sums N
+        products, and ``1 / (phi(q) mean(phi(k)))`` needs float32's range near zero."""
         B, N, C = q.shape
         heads = self.num_heads
-        k = k + self.resized(self.key_pos_embed, self.pos_hw, hw_shape)
-        scale = F.softplus(self.focus_scale)
-        q, k = self._focus(q, scale), self._focus(k, scale)
         # the rank-restoring conv of each head's v, its weights shared by the heads: one
-        # depthwise conv over all channels of the channels_last map view of the tokens
+        # depthwise conv over all channels of the channels_last map view of the tokens (in the
+        # autocast dtype: a convolution of v alone cannot overflow)
         conv = self.dwc
         local = image_to_tokens(F.conv2d(tokens_to_image(v, hw_shape), conv.weight.repeat(
             heads, 1, 1, 1), conv.bias.repeat(heads), padding=conv.padding, groups=C))
+        with torch.autocast(q.device.type, enabled=False):  # float32 needed, see above
+            q, k, v = (t.float() for t in (q, k, v))
+            k = k + self.resized(self.key_pos_embed, self.pos_hw, hw_shape).float()
+            scale = F.softplus(self.focus_scale.float())
+            q, k = self._focus(q, scale), self._focus(k, scale)
+            return self._linear_attention(q, k, v, local.float())
+
+    def _linear_attention(self, q, k, v, local):
+        B, N, C = q.shape
+        heads = self.num_heads
         q, k, v = (t.reshape(B, N, heads, -1).transpose(1, 2) for t in (q, k, v))
         # (B, heads, d, d) context first, linear in N (scaled before the product, as the official)
         context = (k.transpose(-2, -1) * N ** -0.5) @ (v * N ** -0.5)
