@@ -156,22 +156,45 @@ def prepare_cfg(cfg: Config, config_path: str, launcher: str = 'none', work_dir=
                                          broadcast_buffers=False,
                                          find_unused_parameters=cfg.get('find_unused_parameters',
                                                                         False))
-            init_cpu_process_group()
+            init_cpu_process_group(launcher)
     return cfg
 
 
-def close_process_group():
+def close_process_group(wait_for_others: bool = True):
     """Destroy the process group before exit: gloo's threads left to the interpreter's shutdown can
-    abort the process ("terminate called without an active exception") after a finished run."""
+    abort the process ("terminate called without an active exception") after a finished run.
+    ``wait_for_others``: after a barrier (a finished run; a failed one must not wait for ranks
+    that may be blocked in a collective)."""
     if dist.is_initialized():
-        dist.barrier()
+        if wait_for_others:
+            dist.barrier()
         dist.destroy_process_group()
 
 
-def init_cpu_process_group():
-    """mmengine's launcher calls ``torch.cuda.set_device``; on a CPU host start gloo ourselves."""
-    if not dist.is_initialized() and 'RANK' in os.environ:
-        dist.init_process_group(backend='gloo')
+@contextlib.contextmanager
+def process_group_closed_on_exit():
+    """The tools' main body: the process group is destroyed however it ends (after a barrier
+    only if it ended without an error)."""
+    try:
+        yield
+    except BaseException:
+        close_process_group(wait_for_others=False)
+        raise
+    close_process_group()
+
+
+def init_cpu_process_group(launcher: str):
+    """mmengine's launchers (pytorch: torchrun's RANK etc.; slurm: SLURM_PROCID, SLURM_NTASKS,
+    SLURM_NODELIST through ``scontrol``) end in ``torch.cuda.set_device``, which fails without a
+    GPU: run them with gloo and without selecting a device."""
+    if dist.is_initialized():
+        return
+    from mmengine.dist import init_dist
+    set_device, torch.cuda.set_device = torch.cuda.set_device, lambda device: None
+    try:
+        init_dist(launcher, backend='gloo')
+    finally:
+        torch.cuda.set_device = set_device
 
 
 def add_runner_args(parser: argparse.ArgumentParser):

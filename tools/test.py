@@ -7,8 +7,8 @@ from mmengine.dist import get_rank
 from mmengine.runner import Runner
 
 from groupmix_backbones import fuse_modules  # registers the backbones, safe checkpoint loading
-from groupmix_backbones.runtime import (add_runner_args, close_process_group,
-                                        keep_freed_cpu_memory, load_cfg, prepare_cfg)
+from groupmix_backbones.runtime import (add_runner_args, keep_freed_cpu_memory, load_cfg,
+                                        prepare_cfg, process_group_closed_on_exit)
 
 
 def main(argv=None):
@@ -33,9 +33,14 @@ def main(argv=None):
     if args.metrics_out and get_rank() == 0:
         with open(args.metrics_out, 'w') as f:
             json.dump({k: float(v) for k, v in metrics.items()}, f, indent=2)
-    close_process_group()
+
+
+def run(argv=None):
+    """:func:`main` with the process group destroyed however it ends."""
+    with process_group_closed_on_exit():
+        main(argv)
 
 
 if __name__ == '__main__':
     keep_freed_cpu_memory()
-    main()
+    run()

@@ -6,8 +6,8 @@ from mmengine.runner import Runner
 
 import groupmix_backbones  # noqa: F401  registers the backbones, makes checkpoint loading safe
 from groupmix_backbones.runtime import (add_runner_args, check_pretrained_paths,
-                                        close_process_group, keep_freed_cpu_memory, load_cfg,
-                                        prepare_cfg)
+                                        keep_freed_cpu_memory, load_cfg, prepare_cfg,
+                                        process_group_closed_on_exit)
 
 
 def parse_args(argv=None):
@@ -45,9 +45,14 @@ def main(argv=None):
     elif args.resume:
         cfg.resume, cfg.load_from = True, args.resume
     Runner.from_cfg(cfg).train()
-    close_process_group()
+
+
+def run(argv=None):
+    """:func:`main` with the process group destroyed however it ends."""
+    with process_group_closed_on_exit():
+        main(argv)
 
 
 if __name__ == '__main__':
     keep_freed_cpu_memory()
-    main()
+    run()
