@@ -1,6 +1,7 @@
 """What the tools do to any config before building a Runner: work dir, checks of the data the
-command reads, resumable checkpoints, and the CPU fallbacks (SyncBN -> BN, gloo instead of NCCL)
-so that the same configs run without a GPU; and the process's malloc setting for large maps."""
+command reads (paths, then :mod:`.data_checks`), resumable checkpoints, and the CPU fallbacks
+(SyncBN -> BN, gloo instead of NCCL) so that the same configs run without a GPU; and the
+process's malloc setting for large maps."""
 import argparse
 import contextlib
 import ctypes
@@ -10,6 +11,8 @@ import os.path as osp
 import torch
 import torch.distributed as dist
 from mmengine.config import Config, DictAction
+
+from .data_checks import check_datasets
 
 DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 VALIDATION = ('val_cfg', 'val_dataloader', 'val_evaluator')
@@ -79,21 +82,27 @@ def used_dataloaders(cfg: Config, command: str):
     return ('train_dataloader', 'val_dataloader') if validates else ('train_dataloader', )
 
 
+def leaf_datasets(dataset):
+    """The dataset configs inside wrappers such as RepeatDataset and ConcatDataset (or
+    ``dataset`` itself)."""
+    inner = [dataset['dataset']] if dataset.get('dataset') else dataset.get('datasets') or []
+    for wrapped in inner:
+        yield from leaf_datasets(wrapped)
+    if not inner:
+        yield dataset
+
+
 def dataset_paths(dataset):
     """The local folders and files a dataset config reads: its data root, annotation file and data
     prefixes (inside wrappers such as RepeatDataset and ConcatDataset)."""
-    inner = [dataset['dataset']] if dataset.get('dataset') else dataset.get('datasets') or []
-    for wrapped in inner:
-        yield from dataset_paths(wrapped)
-    if inner:
-        return
-    root = dataset.get('data_root') or ''
-    prefixes = dataset.get('data_prefix') or {}
-    relative = [dataset.get('ann_file'),
-                *(prefixes.values() if isinstance(prefixes, dict) else [prefixes])]
-    for path in [root] + [osp.join(root, path) for path in relative if path]:
-        if path and '://' not in path:
-            yield path
+    for leaf in leaf_datasets(dataset):
+        root = leaf.get('data_root') or ''
+        prefixes = leaf.get('data_prefix') or {}
+        relative = [leaf.get('ann_file'),
+                    *(prefixes.values() if isinstance(prefixes, dict) else [prefixes])]
+        for path in [root] + [osp.join(root, path) for path in relative if path]:
+            if path and '://' not in path:
+                yield path
 
 
 def check_dataset_paths(cfg: Config, dataloaders=DATALOADERS):
@@ -122,6 +131,13 @@ def use_resumable_checkpoints(cfg: Config):
         hooks['checkpoint']['type'] = 'ResumableCheckpointHook'
 
 
+def add_hook(cfg: Config, hook: dict):
+    """Append ``hook`` to the config's custom hooks unless a hook of its type is there."""
+    hooks = list(cfg.get('custom_hooks') or [])  # configs may set None
+    if not any(h.get('type') == hook['type'] for h in hooks):
+        cfg.custom_hooks = hooks + [hook]
+
+
 def check_pretrained_paths(node, where='model'):
     """Raise a FileNotFoundError for a missing local ``Pretrained`` checkpoint below ``node``,
     before a Runner spends minutes building datasets (mmengine would only fail in init_weights)."""
@@ -147,7 +163,10 @@ def prepare_cfg(cfg: Config, config_path: str, launcher: str = 'none', work_dir=
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(config_path))[0])
     check_dataset_paths(cfg, used_dataloaders(cfg, command))
+    check_datasets(cfg, used_dataloaders(cfg, command))
     use_resumable_checkpoints(cfg)
+    if cfg.get('default_scope') == 'mmseg':  # label maps are only decoded as they are read
+        add_hook(cfg, dict(type='SegLabelCheckHook'))
     if not torch.cuda.is_available():
         replace_sync_bn(cfg.model)
         if launcher != 'none':
