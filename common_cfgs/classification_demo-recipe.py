@@ -1,5 +1,7 @@
 # CPU-sized classification demo on the generated shapes dataset (tools/make_demo_data.py): the Swin
-# recipe's classifier and optimizer without Mixup/CutMix and label smoothing, 6 epochs at 64x64.
+# recipe's classifier and optimizer without Mixup/CutMix and label smoothing, 18 epochs at 64x64
+# on 3600 images (from scratch, the attention-heavy SG-Former and FLatten need that many: on 1800
+# they stop near 55% and 45% top-1, while GroupMixFormer reaches 83%).
 # Leaves set the backbone and the head's width.
 _base_ = './in1k_swin-recipe.py'
 
@@ -33,7 +35,7 @@ param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=True, end=1, convert_to_iter_based=True),
     dict(type='CosineAnnealingLR', eta_min=1e-5, by_epoch=True, begin=1),
 ]
-train_cfg = dict(max_epochs=6, val_interval=6)
+train_cfg = dict(max_epochs=18, val_interval=3)
 auto_scale_lr = dict(enable=False)
-default_hooks = dict(logger=dict(interval=5), checkpoint=dict(interval=3, max_keep_ckpts=1))
+default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=6, max_keep_ckpts=1))
 randomness = dict(seed=0)

@@ -1,5 +1,6 @@
 # CPU-sized detection demo on the generated COCO-format shapes dataset (tools/make_demo_data.py):
-# mask-rcnn_fpn_1x_coco-recipe.py with narrower FPN and heads, 6 classes, 192x192 images, 4 epochs.
+# mask-rcnn_fpn_1x_coco-recipe.py with narrower FPN and heads, 6 classes, 160x160 images, 8 epochs
+# (fewer sampled RoIs and RoIAlign samples than the COCO recipe, for speed).
 # Leaves set the backbone, initialised from their classification demo (train it first, as
 # tools/demo.sh does, or train from random weights with
 # --cfg-options model.backbone.init_cfg=None), and the neck's in_channels.
@@ -7,17 +8,17 @@ _base_ = './mask-rcnn_fpn_1x_coco-recipe.py'
 
 data_root = 'data/demo/coco/'
 metainfo = dict(classes=('circle', 'square', 'triangle', 'star', 'cross', 'ring'))
-image_scale = (192, 192)
+image_scale = (160, 160)
 model = dict(
     neck=dict(out_channels=128),
     rpn_head=dict(in_channels=128, feat_channels=128),
     roi_head=dict(
-        bbox_roi_extractor=dict(out_channels=128),
+        bbox_roi_extractor=dict(out_channels=128, roi_layer=dict(sampling_ratio=2)),
         bbox_head=dict(in_channels=128, fc_out_channels=256, num_classes=6),
-        mask_roi_extractor=dict(out_channels=128),
+        mask_roi_extractor=dict(out_channels=128, roi_layer=dict(sampling_ratio=2)),
         mask_head=dict(in_channels=128, conv_out_channels=128, num_classes=6)),
     train_cfg=dict(rpn_proposal=dict(nms_pre=500, max_per_img=300),
-                   rcnn=dict(sampler=dict(num=128))),
+                   rcnn=dict(sampler=dict(num=64))),
     test_cfg=dict(rpn=dict(nms_pre=300, max_per_img=100), rcnn=dict(max_per_img=20)))
 train_pipeline = [
     dict(type='LoadImageFromFile'),
@@ -49,9 +50,10 @@ test_evaluator = val_evaluator
 
 optim_wrapper = dict(optimizer=dict(lr=4e-4))
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=40),
-    dict(type='MultiStepLR', begin=0, end=4, by_epoch=True, milestones=[3], gamma=0.1),
+    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=50),
+    dict(type='CosineAnnealingLR', eta_min=0, by_epoch=True, begin=0, end=8,
+         convert_to_iter_based=True),
 ]
-train_cfg = dict(max_epochs=4, val_interval=4)
-default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=2, max_keep_ckpts=1))
+train_cfg = dict(max_epochs=8, val_interval=2)
+default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=4, max_keep_ckpts=1))
 randomness = dict(seed=0)

@@ -18,7 +18,7 @@ def table(path):
 def test_table_of_several_configs(tmp_path, in_repo):
     out = tmp_path / 'table.md'
     load_tool('tools/analysis_tools/benchmark.py').main(
-        [CONFIG, 'mmdet_cfgs/groupmixformer/mask-rcnn_groupmixformer-mini_fpn_demo.py',
+        [CONFIG, 'mmdet_cfgs/groupmixformer/mask-rcnn_groupmixformer-micro_fpn_demo.py',
          '--backbone-only', '--shape', '45', '61', '--shape', '33', '47', '--markdown', str(out),
          *FAST])
     # fused: inference only
@@ -32,7 +32,7 @@ def test_table_of_several_configs(tmp_path, in_repo):
     rows = table(out)
     assert [(row['Config'], row['Input']) for row in rows] == [
         (f'{name} (backbone)', size) for name in ('groupmixformer-mini_8xb128_in1k',
-                                                  'mask-rcnn_groupmixformer-mini_fpn_demo')
+                                                  'mask-rcnn_groupmixformer-micro_fpn_demo')
         for size in ('1x45x61', '1x33x47')]
     for row in rows:
         assert float(row['Params (M)']) > 1 and float(row['FLOPs (G)']) > 0

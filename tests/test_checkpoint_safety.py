@@ -38,9 +38,9 @@ from test_checkpoint import assert_same
 
 HistoryBuffer()  # registers the default statistics, as any Runner does, before the snapshots below
 NUMPY_RECONSTRUCT, NUMPY_SCALAR = np.arange(1).__reduce__()[0], np.float64(0).__reduce__()[0]
-CLS_DEMO = 'mmpretrain_cfgs/groupmixformer/groupmixformer-mini_demo.py'
-DET_DEMO = 'mmdet_cfgs/groupmixformer/mask-rcnn_groupmixformer-mini_fpn_demo.py'
-SEG_DEMO = 'mmseg_cfgs/groupmixformer/upernet_groupmixformer-mini_demo.py'
+CLS_DEMO = 'mmpretrain_cfgs/groupmixformer/groupmixformer-micro_demo.py'
+DET_DEMO = 'mmdet_cfgs/groupmixformer/mask-rcnn_groupmixformer-micro_fpn_demo.py'
+SEG_DEMO = 'mmseg_cfgs/groupmixformer/upernet_groupmixformer-micro_demo.py'
 OVERCLAIMS = ('nothing', 'executed', 'harmless', 'is safe', 'no code')
 
 

@@ -141,7 +141,7 @@ def test_missing_dataset_says_where_and_how():
 
 
 def test_missing_pretrained_checkpoint_says_how_to_make_or_skip_it():
-    cfg = resolved('mmseg_cfgs/groupmixformer/upernet_groupmixformer-mini_demo.py')
+    cfg = resolved('mmseg_cfgs/groupmixformer/upernet_groupmixformer-micro_demo.py')
     cfg.model.backbone.init_cfg.checkpoint = '/nonexistent/classifier.pth'
     with pytest.raises(FileNotFoundError, match=r"model\.backbone\.init_cfg: pretrained checkpoint "
                                                 r"'/nonexistent/classifier\.pth' does not exist"

@@ -194,3 +194,37 @@ def test_bad_inputs_and_options_say_what_is_valid(cls):
         cls(arch=arch, out_indices=(0, 4))
     with pytest.raises(ValueError, match=r'frozen_stages must be an int in \[-1, 4\]'):
         cls(arch=arch, frozen_stages=5)
+
+
+@pytest.mark.parametrize('cls', BACKBONES, ids=lambda c: c.__name__)
+def test_forward_intermediates_as_timm_and_out_indices_stop_early(cls):
+    """timm's ``forward_intermediates`` contract; a backbone returning stages 1-3 never runs stage
+    4, whose parameters are frozen (distributed training would wait for their gradients)."""
+    name = next(iter(cls.arch_zoo))
+    model = build(cls, name).eval()
+    x = torch.randn(1, 3, 45, 37)
+    with torch.no_grad():
+        outs = model(x)
+        for indices, expected in [(None, outs), (2, outs[2:]), ([0, -1], outs[::3])]:
+            maps = model.forward_intermediates(x, indices, intermediates_only=True)
+            assert all(torch.equal(a, b) for a, b in zip(maps, expected, strict=True)), indices
+        final, maps = model.forward_intermediates(x, [1])
+        assert torch.equal(final, outs[-1]) and torch.equal(maps[0], outs[1])
+        final, maps = model.forward_intermediates(x, [1], stop_early=True)
+        assert torch.equal(final, outs[1]) and torch.equal(maps[0], outs[1])
+    with pytest.raises(ValueError, match='valid|stages'):
+        model.forward_intermediates(x, 5)
+
+    model = build(cls, name, out_indices=(0, 1, 2)).train()
+    last_stage = model.frozen_groups()[-1]
+    last_stage = last_stage if isinstance(last_stage, (list, tuple)) else [last_stage]
+    ran = []
+    for module in last_stage:
+        module.register_forward_pre_hook(lambda *args: ran.append(True))
+    outs = model(x)
+    sum(o.mean() for o in outs).backward()
+    assert len(outs) == 3 and not ran
+    assert all(not p.requires_grad for module in last_stage for p in module.parameters())
+    first_stage = model.frozen_groups()[1]
+    first_stage = first_stage if isinstance(first_stage, (list, tuple)) else [first_stage]
+    assert all(p.grad is not None for module in first_stage for p in module.parameters())

@@ -59,7 +59,8 @@ def test_sincos_pos_embed_is_maes():
 def reference_significance(attn, x, hw_shape):
     """The significance map written out per token pair on the real map: the global attention to
     the shrunk map (computed as PVT's, zero padding), spread over each reduced token's cells, plus
-    the attention a key gets inside its 7x7 window from the window's real queries."""
+    the attention a key gets inside its 7x7 window from the window's real queries, divided by a
+    whole window's 49."""
     (H, W), r, w, heads = hw_shape, attn.sr_ratio, 7, attn.num_heads // 2
     B, N, C = x.shape
     q = attn.global_q(x).reshape(B, N, heads, -1).transpose(1, 2)
@@ -76,7 +77,7 @@ def reference_significance(attn, x, hw_shape):
     same = window[:, None] == window[None]
     logits = (q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])).masked_fill(~same, float('-inf'))
     probs = logits.softmax(-1).mean(1)  # (B, queries, keys)
-    local_part = (probs * same).sum(1) / same.sum(0)  # each key's window's real queries
+    local_part = (probs * same).sum(1) / w ** 2  # from its window's real queries, per whole window
     return (global_part + local_part).reshape(B, H, W)
 
 
@@ -96,6 +97,26 @@ def test_significance_on_padded_maps_matches_reference(hw_shape, sr_ratio):
     assert seen[0] is significance and significance.shape == (2, *hw_shape)
     torch.testing.assert_close(significance, expected, rtol=1e-4, atol=1e-6)
     assert out.shape == x.shape and not significance.requires_grad
+
+
+@pytest.mark.parametrize('image_hw', [(333, 517), (97, 61), (224, 224)])
+def test_uniform_attention_gives_a_uniform_significance_at_any_size(image_hw):
+    """Padding changes nothing real: with zero query and key weights every token gets the same
+    share, also in the windows and reduced cells that padding cuts short."""
+    model = SGFormer(arch=dict(embed_dims=[16, 32, 64, 128], depths=[1, 1, 1, 1],
+                               num_heads=[2, 2, 4, 8], mlp_ratios=[2] * 4)).eval()
+    seen = []
+    for module in model.modules():
+        if isinstance(module, HybridScaleAttention):
+            for linear in (module.global_q, module.global_kv, module.local_q, module.local_kv):
+                torch.nn.init.zeros_(linear.weight)
+                torch.nn.init.zeros_(linear.bias)
+            module.significance.register_forward_hook(lambda module, args, out: seen.append(out))
+    with torch.no_grad():
+        model(torch.randn(1, 3, *image_hw))
+    assert len(seen) == 3
+    for significance in seen:
+        torch.testing.assert_close(significance, significance.mean().expand_as(significance))
 
 
 def official_merge(attn, tokens):

@@ -1,4 +1,5 @@
 """Short real Runner trainings on the demo data, resume, a 2-process run and the inference APIs."""
+import glob
 import json
 import os
 import os.path as osp
@@ -7,6 +8,7 @@ import socket
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 from mmdet.registry import MODELS
@@ -18,20 +20,9 @@ from conftest import REPO, load_tool
 from groupmix_backbones.runtime import prepare_cfg, replace_sync_bn
 
 DATA = {'cls': 'imagenet', 'det': 'coco/', 'seg': 'ade/ADEChallengeData2016'}
-DEMOS = {  # (family, task): demo config
-    ('groupmixformer', 'cls'): 'mmpretrain_cfgs/groupmixformer/groupmixformer-mini_demo.py',
-    ('groupmixformer', 'det'): 'mmdet_cfgs/groupmixformer/mask-rcnn_groupmixformer-mini_fpn_demo.py',
-    ('groupmixformer', 'seg'): 'mmseg_cfgs/groupmixformer/upernet_groupmixformer-mini_demo.py',
-    ('flatten', 'cls'): 'mmpretrain_cfgs/flatten/flatten-pvtv2-b0_demo.py',
-    ('flatten', 'det'): 'mmdet_cfgs/flatten/mask-rcnn_flatten-pvtv2-b0_fpn_demo.py',
-    ('flatten', 'seg'): 'mmseg_cfgs/flatten/upernet_flatten-pvtv2-b0_demo.py',
-    ('sgformer', 'cls'): 'mmpretrain_cfgs/sgformer/sgformer-tiny_demo.py',
-    ('sgformer', 'det'): 'mmdet_cfgs/sgformer/mask-rcnn_sgformer-tiny_fpn_demo.py',
-    ('sgformer', 'seg'): 'mmseg_cfgs/sgformer/upernet_sgformer-tiny_demo.py',
-    ('unified', 'cls'): 'mmpretrain_cfgs/unified/unified-dcnv3-micro_demo.py',
-    ('unified', 'det'): 'mmdet_cfgs/unified/mask-rcnn_unified-dcnv3-micro_fpn_demo.py',
-    ('unified', 'seg'): 'mmseg_cfgs/unified/upernet_unified-dcnv3-micro_demo.py',
-}
+demo_tool = load_tool('tools/demo.py')
+DEMOS = {(family, task): config  # (family, task): demo config, as tools/demo.py runs them
+         for family, configs in demo_tool.FAMILIES.items() for task, config in configs.items()}
 METRIC = {'cls': 'accuracy/top1', 'det': 'coco/segm_mAP', 'seg': 'mIoU'}
 
 
@@ -212,3 +203,71 @@ def test_infer_tool_makes_its_output_folder(demo_root, tmp_path, in_repo):
     out = tmp_path / 'not' / 'yet'
     load_tool('tools/infer.py').main([DEMOS['groupmixformer', 'cls'], image, '--out-dir', str(out)])
     assert os.listdir(out / 'vis')
+
+
+@pytest.mark.parametrize('trained', [('groupmixformer', task) for task in DATA] + [('flatten', 'det')],
+                         indirect=True, ids='-'.join)
+def test_demo_pictures(trained, demo_root, tmp_path, in_repo):
+    """What tools/demo.py draws, from a briefly trained checkpoint: each picture exists, has the
+    expected size and is not blank."""
+    from PIL import Image
+
+    from groupmix_backbones.visualization.results import plot_training_curves, summary_sheet
+    (family, task), work_dir, checkpoint, _ = trained
+    config = DEMOS[family, task]
+
+    def assert_drawn(path, size=None):
+        with Image.open(path) as image:
+            pixels = np.asarray(image.convert('RGB'), np.float32)
+        assert size is None or pixels.shape[:2] == size, (path, pixels.shape)
+        assert pixels.std() > 10, f'{path} is blank'
+
+    if task == 'cls':
+        grid = demo_tool.draw_classification(config, checkpoint, demo_root,
+                                             str(tmp_path / 'classification.png'), per_class=2)
+        assert_drawn(grid)
+    else:  # tools/test.py --show-dir: ground truth beside prediction, at the image's size
+        options = [f'{k}={v}' for k, v in short_run_options(task, demo_root).items()]
+        load_tool('tools/test.py').main([config, checkpoint, '--work-dir', str(tmp_path / 'work'),
+                                         '--show-dir', str(tmp_path / 'shown'),
+                                         '--cfg-options', *options])
+        drawn = sorted(glob.glob(str(tmp_path / 'shown' / '**' / '*.*'), recursive=True))
+        drawn = [path for path in drawn if path.endswith(('.jpg', '.png'))]
+        images = sorted(glob.glob(osp.join(demo_root, DATA[task], '**', 'val*', '*.jpg'),
+                                  recursive=True))
+        assert len(drawn) == len(images) == 4
+        side = 128 if task == 'det' else 64  # conftest's demo sizes
+        for path in drawn:
+            assert_drawn(path, (side, 2 * side))
+        maps = demo_tool.draw_backbone(config, checkpoint, images[0], str(tmp_path / 'maps'))
+        assert (maps is None) == (family == 'groupmixformer')  # only some have a visualizer
+        if maps:
+            assert_drawn(maps)
+    curves = plot_training_curves(
+        {'run': (str(work_dir), METRIC[task])}, str(tmp_path / 'curves.png'))
+    assert_drawn(curves, (260, 900))
+    summary = summary_sheet([('curves', curves)] * 2, str(tmp_path / 'summary.png'), max_pixels=600)
+    assert_drawn(summary)
+    assert Image.open(summary).size[0] == 600
+
+
+@pytest.mark.parametrize('family', demo_tool.FAMILIES)
+def test_detector_roi_features_see_the_maps_the_backbone_returns(family):
+    """mmcv's compiled RoIAlign indexes its input as contiguous NCHW (CPU and CUDA) and reads a
+    channels_last map wrongly without an error; the backbones return contiguous maps, so the RoI
+    features of a detector are those of its FPN maps however they are laid out."""
+    from mmcv.ops import roi_align
+    cfg = Config.fromfile(osp.join(REPO, DEMOS[family, 'det']))
+    cfg.model.backbone.init_cfg = None
+    replace_sync_bn(cfg.model)
+    detector = MODELS.build(cfg.model).eval()
+    with torch.no_grad():
+        maps = detector.neck(detector.backbone(torch.randn(2, 3, 67, 91)))
+        rois = torch.tensor([[0, 3.5, 4., 40., 50.], [1, 20., 9., 88., 60.]])
+        extractor = detector.roi_head.bbox_roi_extractor
+        assert torch.equal(extractor(maps, rois),
+                           extractor(tuple(m.contiguous() for m in maps), rois))
+        # upstream: still wrong for channels_last (once fixed, the contiguous copies may go)
+        channels_last = maps[0].contiguous(memory_format=torch.channels_last)
+        assert not torch.allclose(roi_align(channels_last, rois, 7, 0.25, 2, 'avg', True),
+                                  roi_align(maps[0], rois, 7, 0.25, 2, 'avg', True))

@@ -11,7 +11,8 @@ mmseg dataset classes can read it:
   ``annotations/instances_{train,val}2017.json`` (1-4 shapes per image).
 * ``ade/ADEChallengeData2016/`` -- ``images/{training,validation}/*.jpg``
   plus single-channel ``annotations/.../*.png`` label maps where 0 is
-  background and ``i + 1`` is ``CLASSES[i]`` (use ``reduce_zero_label``).
+  background and ``i + 1`` is ``CLASSES[i]`` (ADE20K ignores 0 with ``reduce_zero_label``;
+  the demo configs make the background a class).
 
 Every shape is one polygon that is used both to paint the pixels and as the
 annotation (mask / COCO segmentation), sampling pixel centres with the
@@ -34,7 +35,7 @@ from PIL import Image, ImageDraw
 CLASSES = ('circle', 'square', 'triangle', 'star', 'cross', 'ring')
 TASKS = ('cls', 'det', 'seg')
 TASK_DIRS = {'cls': 'imagenet', 'det': 'coco', 'seg': 'ade'}
-DEFAULTS = dict(num_train_cls=300, num_val_cls=50, cls_size=64,
+DEFAULTS = dict(num_train_cls=600, num_val_cls=50, cls_size=64,
                 num_train_det=160, num_val_det=40, det_size=256,
                 num_train_seg=600, num_val_seg=60, seg_size=128)
 STAMP = '.demo_stamp.json'

@@ -6,6 +6,15 @@ cd "$(dirname "$0")/.."
 VENV=.venv
 PY=$VENV/bin/python
 say() { printf '[setup] %s\n' "$*"; }
+# Run a long command with a line every 30 s saying it is alive and for how long.
+with_progress() {
+  local start=$SECONDS ticker status=0
+  ( while sleep 30; do say "  ... still working, $(( (SECONDS - start) / 60 )) min $(( (SECONDS - start) % 60 )) s elapsed"; done ) &
+  ticker=$!
+  "$@" || status=$?
+  kill "$ticker" 2>/dev/null; wait "$ticker" 2>/dev/null || true
+  return $status
+}
 
 if [[ ! -x $PY ]]; then
   say "creating virtual environment in $VENV/"
@@ -31,12 +40,12 @@ PY
 fi
 
 say "installing torch 2.11.0 + torchvision 0.26.0 (about 1 minute)"
-pip_install torch==2.11.0 torchvision==0.26.0
+with_progress pip_install torch==2.11.0 torchvision==0.26.0
 say "installing build tools and mmengine 0.10.7"
 pip_install "setuptools>=77,<81" wheel ninja mmengine==0.10.7
 if ! "$PY" -c "import mmcv.ops" 2>/dev/null; then
   say "building mmcv 2.1.0 with compiled ops (about 10 minutes the first time; pip caches the wheel)"
-  MMCV_WITH_OPS=1 pip_install --no-build-isolation mmcv==2.1.0
+  MMCV_WITH_OPS=1 with_progress pip_install --no-build-isolation mmcv==2.1.0
 fi
 say "installing mmdet 3.3.0, mmsegmentation 1.2.2, mmpretrain 1.2.0, timm, test tools"
 pip_install mmdet==3.3.0 mmsegmentation==1.2.2 mmpretrain==1.2.0 "timm>=1.0,<2" ftfy regex \

@@ -2,6 +2,7 @@
 Launch several processes with ``tools/dist_test.sh``."""
 import argparse
 import json
+import os.path as osp
 
 from mmengine.dist import get_rank
 from mmengine.runner import Runner
@@ -11,6 +12,24 @@ from groupmix_backbones.runtime import (add_runner_args, keep_freed_cpu_memory, 
                                         prepare_cfg, process_group_closed_on_exit)
 
 
+def draw_predictions(cfg, show_dir: str):
+    """Have the library's own visualization hook draw every test image into ``show_dir``
+    (detection and segmentation: the ground truth beside the prediction)."""
+    show_dir = osp.abspath(show_dir)
+    hook = cfg.default_hooks.visualization
+    scope = cfg.get('default_scope')
+    if scope == 'mmdet':
+        hook.update(draw=True, test_out_dir=show_dir)
+    elif scope == 'mmseg':  # drawn through the visualizer's local backend, under save_dir
+        hook.update(draw=True, interval=1)
+        cfg.visualizer.save_dir = show_dir
+    elif scope == 'mmpretrain':
+        hook.update(enable=True, interval=1, out_dir=show_dir)
+    else:
+        raise ValueError(f'--show-dir: default_scope {scope!r} is not one of mmpretrain, mmdet, '
+                         'mmseg.')
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('config', help='config file')
@@ -18,10 +37,14 @@ def main(argv=None):
     parser.add_argument('--metrics-out', help='also write the metrics to this JSON file')
     parser.add_argument('--fuse', action='store_true',
                         help='fold batch norms into convolutions before testing (same outputs)')
+    parser.add_argument('--show-dir', help='draw the predictions of every test image here '
+                        "(the library's visualizer: boxes and masks, label maps, labels)")
     add_runner_args(parser)
     args = parser.parse_args(argv)
     cfg = prepare_cfg(load_cfg(args), args.config, args.launcher, args.work_dir, command='test')
     cfg.load_from = args.checkpoint
+    if args.show_dir:
+        draw_predictions(cfg, args.show_dir)
     runner = Runner.from_cfg(cfg)
     # strict: a checkpoint that does not fit the model (another arch, other heads) is an error,
     # where the Runner's own loading (load_or_resume) would only log a warning and test whatever

@@ -139,23 +139,55 @@ class DenseBackbone(Fusable, BaseModule):
 
     @property
     def feature_info(self) -> List[dict]:
-        """Per returned map: channels, stride and the stage index (as timm's ``feature_info``)."""
-        return [dict(num_chs=self.embed_dims[i], reduction=2 ** (i + 2), stage=i)
+        """Per returned map: channels, stride, stage index and module (as timm's ``feature_info``)."""
+        return [dict(num_chs=self.embed_dims[i], reduction=2 ** (i + 2), stage=i,
+                     module=f'stages.{i}')
                 for i in self.out_indices]
 
     # ------------------------------------------------------------------ forward
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """The maps of the ``out_indices`` stages; stages past the last of them are not run."""
+        return tuple(self.forward_intermediates(x, self.out_indices, stop_early=True,
+                                                intermediates_only=True))
+
+    def forward_intermediates(self, x: torch.Tensor, indices=None, norm: bool = False,
+                              stop_early: bool = False, output_fmt: str = 'NCHW',
+                              intermediates_only: bool = False):
+        """timm's (>= 1.0) contract: the maps (B, C, H, W) of the stages in ``indices`` (None: all;
+        an int n: the last n; negative: from the end), each through its output norm, and unless
+        ``intermediates_only`` the map of the last stage run as well. ``stop_early`` skips the
+        stages past the last requested one. ``norm`` is accepted for timm's signature: a map is
+        normed when the backbone norms it."""
+        if output_fmt != 'NCHW':
+            raise ValueError(f'{type(self).__name__} returns NCHW maps, not {output_fmt!r}.')
+        take = self.take_indices(indices)
+        last = max(take) if stop_early else self.num_stages - 1
         self.check_input(x)
         x, hw_shape = self.forward_stem(x)
-        outs = []
-        for i in range(self.num_stages):
+        intermediates = []
+        for i in range(last + 1):
             x, hw_shape = self.forward_stage(i, x, hw_shape)
-            if i in self.out_indices:
+            if i in take:
                 # contiguous (B, C, H, W): the maps are channels_last views inside the backbone,
                 # and compiled ops downstream (mmcv's RoIAlign, CPU and CUDA) index memory as
                 # contiguous NCHW, reading channels_last maps wrongly without an error
-                outs.append(self.stage_output(i, x, hw_shape).contiguous())
-        return tuple(outs)
+                intermediates.append(self.stage_output(i, x, hw_shape).contiguous())
+        if intermediates_only:
+            return intermediates
+        return self.stage_output(last, x, hw_shape).contiguous(), intermediates
+
+    def take_indices(self, indices=None) -> List[int]:
+        """Stage indices as timm's ``feature_take_indices``: None for all, an int n for the last
+        n, a sequence of (possibly negative) indices."""
+        n = self.num_stages
+        if indices is None:
+            return list(range(n))
+        if isinstance(indices, int):
+            if not 0 < indices <= n:
+                raise ValueError(f'{type(self).__name__}: indices={indices} asks for the last '
+                                 f'{indices} stages of {n}.')
+            return list(range(n - indices, n))
+        return list(self._check_out_indices(indices))
 
     def check_input(self, x):
         if not torch.is_tensor(x) or x.dim() != 4 or x.shape[0] < 1 or \
@@ -233,9 +265,12 @@ class DenseBackbone(Fusable, BaseModule):
         return self
 
     def _freeze_stages(self):
-        groups = list(self.frozen_groups())[:self.frozen_stages + 1]
-        groups += [norm for norm in map(self.output_norm, range(self.frozen_stages))
-                   if norm is not None]
+        groups = list(self.frozen_groups())
+        # the stem and stages 1..k, and the stages past the last returned one (never run: frozen,
+        # or distributed training would wait for their gradients)
+        groups = groups[:self.frozen_stages + 1] + groups[max(self.out_indices) + 2:]
+        stages = [*range(self.frozen_stages), *range(max(self.out_indices) + 1, self.num_stages)]
+        groups += [norm for norm in map(self.output_norm, stages) if norm is not None]
         for group in groups:
             for module in group if isinstance(group, (list, tuple)) else [group]:
                 module.eval()

@@ -15,8 +15,9 @@ convolutional positional term (LePE) before its projection.
 Any input size:
 
 * the windows and the shrinking conv pad the map (bottom/right, zeros); padded keys are masked
-  out of the windows, and the significance is that of the real map: padded queries are left out
-  of the window averages and the map is cropped to the real tokens;
+  out of the windows, and the significance is that of the real map: padded queries give nothing,
+  each window's sum is divided by a whole window's number of queries (a window cut short by the
+  padding gives its keys no larger share) and the map is cropped to the real tokens;
 * token groups keep their learned size (each weight of a ``Linear(group, 1)`` belongs to one rank
   inside a group, so the size is tied to the weights), and their *number* follows the map: a part
   of ``n`` sorted tokens gives ``ceil(n / group)`` groups, the last one completed with zero tokens.
@@ -184,13 +185,13 @@ class SignificanceMap(nn.Module):
             logits = logits + local_mask[:, None]
         probs = logits.softmax(-1).mean(2)  # (B, windows, w*w queries, w*w keys)
         padded_hw = (math.ceil(H / w) * w, math.ceil(W / w) * w)
-        if local_mask is None:
-            in_window = probs.mean(2)
-        else:  # average over the real queries only
+        if local_mask is not None:  # padded queries give nothing
             real = torch.zeros(1, *padded_hw, 1, device=probs.device)
             real[:, :H, :W] = 1
-            real = window_partition(real, w)[..., 0]  # (windows, w*w)
-            in_window = (probs * real[None, :, :, None]).sum(2) / real.sum(-1)[None, :, None]
+            probs = probs * window_partition(real, w)[None]  # (1, windows, w*w queries, 1)
+        # per window, over the w*w queries of a whole one: a window that padding cuts short then
+        # gives its keys no larger share (uniform attention: a uniform map at any size)
+        in_window = probs.sum(2) / (w * w)
         in_window = window_reverse(in_window.reshape(-1, w * w, 1), w, padded_hw)
         return received + in_window[:, :H, :W, 0]
 

@@ -3,5 +3,5 @@
 _base_ = '../../common_cfgs/mask-rcnn_fpn_demo-recipe.py'
 model = dict(
     backbone=dict(type='FLattenPVTv2', arch='b0',
-                  init_cfg=dict(checkpoint='work_dirs/flatten-pvtv2-b0_demo/epoch_6.pth')),
+                  init_cfg=dict(checkpoint='work_dirs/flatten-pvtv2-b0_demo/epoch_18.pth')),
     neck=dict(in_channels=[32, 64, 160, 256]))

@@ -7,5 +7,5 @@ model = dict(
     backbone=dict(type='SGFormer',
                   arch=dict(embed_dims=[32, 64, 128, 256], depths=[2, 2, 2, 1],
                             num_heads=[2, 2, 4, 8], mlp_ratios=[4, 4, 4, 4]),
-                  init_cfg=dict(checkpoint='work_dirs/sgformer-tiny_demo/epoch_6.pth')),
+                  init_cfg=dict(checkpoint='work_dirs/sgformer-tiny_demo/epoch_18.pth')),
     neck=dict(in_channels=[32, 64, 128, 256]))

@@ -3,6 +3,6 @@
 _base_ = '../../common_cfgs/upernet_demo-recipe.py'
 model = dict(
     backbone=dict(type='FLattenPVTv2', arch='b0',
-                  init_cfg=dict(checkpoint='work_dirs/flatten-pvtv2-b0_demo/epoch_6.pth')),
+                  init_cfg=dict(checkpoint='work_dirs/flatten-pvtv2-b0_demo/epoch_18.pth')),
     decode_head=dict(in_channels=[32, 64, 160, 256]),
     auxiliary_head=dict(in_channels=160))

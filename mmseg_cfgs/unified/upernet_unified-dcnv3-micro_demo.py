@@ -3,6 +3,6 @@
 _base_ = '../../common_cfgs/upernet_demo-recipe.py'
 model = dict(
     backbone=dict(type='UnifiedInternImage', arch='micro',
-                  init_cfg=dict(checkpoint='work_dirs/unified-dcnv3-micro_demo/epoch_6.pth')),
+                  init_cfg=dict(checkpoint='work_dirs/unified-dcnv3-micro_demo/epoch_18.pth')),
     decode_head=dict(in_channels=[32, 64, 128, 256]),
     auxiliary_head=dict(in_channels=128))
