@@ -50,6 +50,9 @@ def short_cfg(demo, demo_root, work_dir):
     config, task = osp.join(REPO, DEMOS[demo]), demo[1]
     cfg = Config.fromfile(config)
     cfg.merge_from_dict(short_run_options(task, demo_root))
+    # a visualizer per run: mmengine reuses an instance of the same name made earlier in this
+    # process, with that run's save_dir
+    cfg.visualizer.name = f'visualizer:{work_dir}'
     return prepare_cfg(cfg, config, work_dir=str(work_dir))
 
 

@@ -3,6 +3,7 @@ Launch several processes with ``tools/dist_test.sh``."""
 import argparse
 import json
 import os.path as osp
+import time
 
 from mmengine.dist import get_rank
 from mmengine.runner import Runner
@@ -28,6 +29,9 @@ def draw_predictions(cfg, show_dir: str):
     else:
         raise ValueError(f'--show-dir: default_scope {scope!r} is not one of mmpretrain, mmdet, '
                          'mmseg.')
+    # a visualizer of its own: the hooks draw with the process's latest one, and one of the
+    # config's name made earlier in this process (a training run, another library) would be reused
+    cfg.visualizer.name = f'{scope}-show-dir-{time.time_ns()}'
 
 
 def main(argv=None):
