@@ -54,7 +54,7 @@ def no_annotations(root):
 def label_beyond_classes(root):
     path = first_file(osp.join(root, 'annotations/training'), '.png')
     labels = np.array(Image.open(path))
-    labels[:] = 9  # class 8 after reduce_zero_label (the demo has 6); everywhere: any crop has it
+    labels[:] = 9  # the demo has 7 classes (background, 6 shapes); everywhere: any crop has it
     Image.fromarray(labels).save(path)
     return path
 
@@ -117,8 +117,8 @@ def test_a_label_map_beyond_the_classes_stops_training_naming_it(demo_root, tmp_
     data, path = damaged_copy('seg', label_beyond_classes, demo_root, tmp_path)
     cfg = prepare_cfg(*demo_cfg('seg', data), work_dir=str(tmp_path / 'work'))
     cfg.merge_from_dict({'train_dataloader.batch_size': 6})  # every training image in batch 1
-    with pytest.raises(DatasetError, match=rf'{path}: label values \[8\] \(after '
-                                           r'reduce_zero_label, if set\) beyond the 6 classes'):
+    with pytest.raises(DatasetError, match=rf'{path}: label values \[9\] \(after '
+                                           r'reduce_zero_label, if set\) beyond the 7 classes'):
         Runner.from_cfg(cfg).train()
 
 
@@ -136,7 +136,7 @@ def test_check_dataset_reports_every_problem_of_every_split(demo_root, tmp_path,
     os.remove(image)
     assert check.main([clean, *[o.replace(demo_root, data) for o in options]]) == 1
     out = capsys.readouterr().out
-    assert f'{label_map}: label values [9] beyond the classes (1..6 for the 6 classes' in out
+    assert f'{label_map}: label values [9] beyond the classes (0..6 for the 7 classes' in out
     assert f'{image}: missing' in out
     assert '2 problems in all' in out  # val_dataloader once: test_dataloader is the same
     assert 'task/s' in out  # mmengine's progress bar
