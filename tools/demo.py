@@ -11,7 +11,6 @@ checkpoints and logs go to ``work_dirs/<config name>/``, pictures to ``work_dirs
 """
 import argparse
 import glob
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -22,7 +21,7 @@ import time
 import warnings
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, osp.join(REPO, 'tools'))
+sys.path[:0] = [osp.join(REPO, 'tools'), osp.join(REPO, 'tools', 'visualization')]
 from make_demo_data import CLASSES, make_demo_data  # noqa: E402
 
 # mmengine 0.10.7 imports pkg_resources, which setuptools < 81 (mmcv's build) deprecates loudly
@@ -202,22 +201,13 @@ def draw_backbone(config, checkpoint, image, out_dir):
         get_visualizer(Config.fromfile(config).model.backbone.type)
     except UnknownBackboneError:
         return None
-    tool = load_tool('tools/visualization/visualize_backbone.py')
-    return tool.main([config, checkpoint, image, '--out-dir', out_dir, '--sheet'])[0]
+    from visualize_backbone import main as visualize_backbone
+    return visualize_backbone([config, checkpoint, image, '--out-dir', out_dir, '--sheet'])[0]
 
 
 def det_image(data_root):
     """The first detection validation image."""
     return sorted(glob.glob(f'{data_root}/coco/val2017/*.jpg'))[0]
-
-
-def load_tool(relative_path):
-    """Import a script under tools/ (not a package) as a module."""
-    path = osp.join(REPO, relative_path)
-    spec = importlib.util.spec_from_file_location(osp.splitext(osp.basename(path))[0], path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def report(results, total_seconds):
