@@ -60,24 +60,21 @@ def test_classification_inferencer_builds_in_the_current_scope(monkeypatch):
                                           pretrained=False, device='cpu')
 
 
-def test_inference_detector_builds_in_the_current_scope(monkeypatch):
-    """mmdet#10501: after mmseg's init_model, inference_detector builds mmseg's LoadAnnotations
-    (the pipeline is built in the current default scope; the model itself is never reached)."""
-    monkeypatch.setattr(mmdet_inference, 'get_test_pipeline_cfg',
-                        mmdet_inference.get_test_pipeline_cfg.__wrapped__)
-    with DefaultScope.overwrite_default_scope('mmseg'):
-        with pytest.raises(TypeError, match="LoadAnnotations.*'with_bbox'"):
-            mmdet_inference.inference_detector(SimpleNamespace(cfg=demo_cfg('det')), 'image.jpg')
-
-
-def test_inference_model_builds_in_the_current_scope(monkeypatch):
-    """mmseg#3408 (mmengine#1105): mmseg's inference_model builds its pipeline in the current
-    default scope, here the one mmdet's APIs leave behind."""
-    monkeypatch.setattr(mmseg_inference, '_preprare_data',
-                        mmseg_inference._preprare_data.__wrapped__)
-    with DefaultScope.overwrite_default_scope('mmdet'):
-        with pytest.raises(KeyError, match='not in the mmdet::transform registry'):
-            mmseg_inference.inference_model(SimpleNamespace(cfg=demo_cfg('seg')), 'image.jpg')
+@pytest.mark.parametrize('api, module, patched, task, scope, error, match', [
+    (mmdet_inference.inference_detector, mmdet_inference, 'get_test_pipeline_cfg', 'det', 'mmseg',
+     TypeError, "LoadAnnotations.*'with_bbox'"),
+    (mmseg_inference.inference_model, mmseg_inference, '_preprare_data', 'seg', 'mmdet', KeyError,
+     'not in the mmdet::transform registry'),
+], ids=['mmdet#10501', 'mmseg#3408'])
+def test_inference_api_builds_in_the_current_scope(api, module, patched, task, scope, error, match,
+                                                   monkeypatch):
+    """mmdet#10501, mmseg#3408 (mmengine#1105): inference_detector and mmseg's inference_model
+    build their pipelines in the current default scope, here the one the other library's APIs
+    leave behind (mmseg's LoadAnnotations for a detector; the model itself is never reached)."""
+    monkeypatch.setattr(module, patched, getattr(module, patched).__wrapped__)
+    with DefaultScope.overwrite_default_scope(scope):
+        with pytest.raises(error, match=match):
+            api(SimpleNamespace(cfg=demo_cfg(task)), 'image.jpg')
 
 
 class SetDevice(Exception):
