@@ -14,13 +14,13 @@ class NoWeightDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     parameters that ``no_weight_decay()`` of the model's backbone (``model.backbone``, or the model
     itself) names; their learning rate stays what ``paramwise_cfg`` gives them. Registered in
     mmengine's registry, so every scope finds it."""
+    _no_decay = frozenset()  # ids of the parameters without decay, set per call
 
     def __call__(self, model: nn.Module) -> OptimWrapper:
         model = getattr(model, 'module', model)  # a DDP-wrapped model, as the default unwraps it
         backbone = getattr(model, 'backbone', model)
         names = backbone.no_weight_decay() if hasattr(backbone, 'no_weight_decay') else ()
-        parameters = dict(backbone.named_parameters())
-        self._no_decay = {id(parameters[name]) for name in names}
+        self._no_decay = {id(param) for name, param in backbone.named_parameters() if name in names}
         if self._no_decay and not self.paramwise_cfg:
             self.paramwise_cfg = dict(custom_keys={})  # one group per parameter, nothing else
         return super().__call__(model)
