@@ -29,6 +29,8 @@ model = dict(
 train_dataloader = dict(batch_size=128)
 val_dataloader = dict(batch_size=128)
 test_dataloader = val_dataloader
-optim_wrapper = dict(clip_grad=dict(max_norm=5.0))
+# no weight decay where the backbone's no_weight_decay() says (groupmix_backbones.engine)
+optim_wrapper = dict(constructor='NoWeightDecayOptimWrapperConstructor',
+                     clip_grad=dict(max_norm=5.0))
 # checkpoints written atomically, resume exact (groupmix_backbones.engine)
 default_hooks = dict(checkpoint=dict(type='ResumableCheckpointHook'))

@@ -9,5 +9,4 @@
 _base_ = './in1k_swin-recipe.py'
 model = dict(backbone=dict(out_indices=(3, )),
              neck=dict(_delete_=True, type='PointwiseConvPoolNeck', expand_ratio=1.5))
-optim_wrapper = dict(paramwise_cfg=dict(custom_keys={'.rel_pos_table': dict(decay_mult=0.0)}))
 custom_hooks = [dict(type='EMAHook', momentum=1e-4, priority='ABOVE_NORMAL')]

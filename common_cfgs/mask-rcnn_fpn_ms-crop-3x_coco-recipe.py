@@ -4,5 +4,7 @@
 _base_ = 'mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_ms-crop-3x_coco.py'
 custom_imports = dict(imports=['groupmix_backbones'], allow_failed_imports=False)
 model = dict(backbone=dict(_delete_=True, init_cfg=dict(type='Pretrained', prefix='backbone.')))
+# no weight decay where the backbone's no_weight_decay() says (groupmix_backbones.engine)
+optim_wrapper = dict(constructor='NoWeightDecayOptimWrapperConstructor')
 # checkpoints written atomically, resume exact (groupmix_backbones.engine)
 default_hooks = dict(checkpoint=dict(type='ResumableCheckpointHook'))

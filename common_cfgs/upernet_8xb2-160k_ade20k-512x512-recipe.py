@@ -5,5 +5,7 @@
 _base_ = 'mmseg::swin/swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512.py'
 custom_imports = dict(imports=['groupmix_backbones'], allow_failed_imports=False)
 model = dict(backbone=dict(_delete_=True, init_cfg=dict(type='Pretrained', prefix='backbone.')))
+# no weight decay where the backbone's no_weight_decay() says (groupmix_backbones.engine)
+optim_wrapper = dict(constructor='NoWeightDecayOptimWrapperConstructor')
 # checkpoints written atomically, resume exact (groupmix_backbones.engine)
 default_hooks = dict(checkpoint=dict(type='ResumableCheckpointHook'))

@@ -1,10 +1,8 @@
 """What the tools do to any config before building a Runner: work dir, checks of the data the
 command reads (paths, then :mod:`.data_checks`), resumable checkpoints, and the CPU fallbacks
-(SyncBN -> BN, gloo instead of NCCL) so that the same configs run without a GPU; and the
-process's malloc setting for large maps."""
+(SyncBN -> BN, gloo instead of NCCL) so that the same configs run without a GPU."""
 import argparse
 import contextlib
-import ctypes
 import os
 import os.path as osp
 
@@ -13,44 +11,10 @@ import torch.distributed as dist
 from mmengine.config import Config, DictAction
 
 from .data_checks import check_datasets
+from .policy import cuda_device_selection_skipped
 
 DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 VALIDATION = ('val_cfg', 'val_dataloader', 'val_evaluator')
-
-
-_MALLOC_DEFAULT = 128 << 10  # glibc's initial mmap and trim thresholds
-_malloc_limit = _MALLOC_DEFAULT
-
-
-def keep_freed_cpu_memory(limit: int = 1 << 30) -> bool:
-    """Let glibc's malloc reuse freed blocks of up to ``limit`` bytes instead of returning them to
-    the OS. By default every block over 32 MiB is unmapped when freed and page-faulted back on the
-    next allocation, which is most of the time of elementwise ops on large maps (a 128 MiB GELU:
-    61 -> 18 ms; FLatten-PVT-T at 1024x1024: 1.26 -> 0.80 s). Peak memory is unchanged; memory
-    freed below ``limit`` stays with the process. Returns False where there is no glibc."""
-    global _malloc_limit
-    try:
-        libc = ctypes.CDLL('libc.so.6')
-    except OSError:
-        return False
-    m_trim_threshold, m_mmap_threshold = -1, -3  # malloc.h
-    if libc.mallopt(m_mmap_threshold, limit) and libc.mallopt(m_trim_threshold, limit):
-        _malloc_limit = limit
-        return True
-    return False
-
-
-@contextlib.contextmanager
-def returning_freed_cpu_memory():
-    """glibc's default thresholds for the duration (large blocks unmapped when freed, so that the
-    resident set follows the live tensors, as peak-memory readings need), then the setting of
-    :func:`keep_freed_cpu_memory` again if it was on."""
-    limit = _malloc_limit
-    keep_freed_cpu_memory(_MALLOC_DEFAULT)
-    try:
-        yield
-    finally:
-        keep_freed_cpu_memory(limit)
 
 
 def iter_dicts(node, where='model'):
@@ -209,11 +173,8 @@ def init_cpu_process_group(launcher: str):
     if dist.is_initialized():
         return
     from mmengine.dist import init_dist
-    set_device, torch.cuda.set_device = torch.cuda.set_device, lambda device: None
-    try:
+    with cuda_device_selection_skipped():
         init_dist(launcher, backend='gloo')
-    finally:
-        torch.cuda.set_device = set_device
 
 
 def add_runner_args(parser: argparse.ArgumentParser):

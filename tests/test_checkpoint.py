@@ -13,9 +13,9 @@ import torch
 from mmengine.logging import HistoryBuffer, MMLogger
 from mmengine.runner.checkpoint import _load_checkpoint
 
-from groupmix_backbones import checkpoint
-from groupmix_backbones.checkpoint import (CorruptCheckpointError, UnsafeCheckpointError,
-                                           add_safe_globals, safe_torch_load)
+from groupmix_backbones.policy import checkpoint
+from groupmix_backbones.policy.checkpoint import (CorruptCheckpointError, UnsafeCheckpointError,
+                                                  add_safe_globals, safe_torch_load)
 
 
 def mmengine_like_checkpoint():

@@ -32,8 +32,8 @@ from mmengine.runner import checkpoint as mmengine_checkpoint
 
 import groupmix_backbones  # noqa: F401
 from conftest import REPO
-from groupmix_backbones import checkpoint
-from groupmix_backbones.checkpoint import UnsafeCheckpointError, load_from_ceph
+from groupmix_backbones.policy import checkpoint
+from groupmix_backbones.policy.checkpoint import UnsafeCheckpointError, load_from_ceph
 from test_checkpoint import assert_same
 
 HistoryBuffer()  # registers the default statistics, as any Runner does, before the snapshots below

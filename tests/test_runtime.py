@@ -136,7 +136,7 @@ def test_inference_apis_share_a_process_in_any_order(order, demo_root):
 
 MMAPPED_GROWTH = """
 import ctypes, sys
-from groupmix_backbones.runtime import keep_freed_cpu_memory
+from groupmix_backbones.policy.allocator import keep_freed_cpu_memory
 if sys.argv[1] == 'tuned':
     assert keep_freed_cpu_memory()
 class Info(ctypes.Structure):  # glibc's struct mallinfo2

@@ -12,7 +12,7 @@ import os.path as osp
 from mmengine.config import Config
 
 import groupmix_backbones  # noqa: F401  registers the backbones, makes checkpoint loading safe
-from groupmix_backbones.runtime import keep_freed_cpu_memory
+from groupmix_backbones.policy.allocator import keep_freed_cpu_memory
 
 
 def build_inferencer(config, checkpoint=None, device='cpu'):

@@ -9,8 +9,9 @@ from mmengine.dist import get_rank
 from mmengine.runner import Runner
 
 from groupmix_backbones import fuse_modules  # registers the backbones, safe checkpoint loading
-from groupmix_backbones.runtime import (add_runner_args, keep_freed_cpu_memory, load_cfg,
-                                        prepare_cfg, process_group_closed_on_exit)
+from groupmix_backbones.policy.allocator import keep_freed_cpu_memory
+from groupmix_backbones.runtime import (add_runner_args, load_cfg, prepare_cfg,
+                                        process_group_closed_on_exit)
 
 
 def draw_predictions(cfg, show_dir: str):

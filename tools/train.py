@@ -5,9 +5,9 @@ import argparse
 from mmengine.runner import Runner
 
 import groupmix_backbones  # noqa: F401  registers the backbones, makes checkpoint loading safe
-from groupmix_backbones.runtime import (add_runner_args, check_pretrained_paths,
-                                        keep_freed_cpu_memory, load_cfg, prepare_cfg,
-                                        process_group_closed_on_exit)
+from groupmix_backbones.policy.allocator import keep_freed_cpu_memory
+from groupmix_backbones.runtime import (add_runner_args, check_pretrained_paths, load_cfg,
+                                        prepare_cfg, process_group_closed_on_exit)
 
 
 def parse_args(argv=None):

@@ -7,7 +7,7 @@ import time
 
 import torch
 
-from ..runtime import returning_freed_cpu_memory
+from ..policy.allocator import returning_freed_cpu_memory
 
 
 def _proc_status_kb(field):

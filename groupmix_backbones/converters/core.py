@@ -94,7 +94,7 @@ class OfficialFormat:
 
     def main(self, argv: Optional[Sequence[str]] = None) -> None:
         """``SCRIPT SRC DST``: convert the official checkpoint SRC and save ours to DST."""
-        from ..checkpoint import safe_torch_load
+        from ..policy.checkpoint import safe_torch_load
         parser = argparse.ArgumentParser(
             description=f'Convert an official {self.family} checkpoint ({self.repo}) into ours: '
             'DST loads strictly into the classifier of our *_in1k.py config and, with '

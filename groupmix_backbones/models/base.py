@@ -10,6 +10,7 @@ from timm.layers import trunc_normal_
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from .layers import Fusable, adapt_saved_grids, drop_path_schedule, fuse_modules, tokens_to_image
+from .layers.decay import NoWeightDecay
 from .loading import check_backbone_state, explain_missing_prefix
 
 
@@ -33,7 +34,7 @@ class Stage(nn.Module):
         self.norm = norm
 
 
-class DenseBackbone(Fusable, BaseModule):
+class DenseBackbone(Fusable, NoWeightDecay, BaseModule):
     """Base of every backbone: maps at strides 4/8/16/32 for any input size.
 
     A family sets :attr:`arch_zoo` (named archs), :attr:`arch_keys` (what a custom arch dict must

@@ -9,4 +9,3 @@ model = dict(
     backbone=dict(type='FLattenSwin', arch='tiny', drop_path_rate=0.2, norm_outputs=True,
                   init_cfg=dict(checkpoint='checkpoints/flatten-swin-tiny_in1k.pth')),
     neck=dict(in_channels=[96, 192, 384, 768]))
-optim_wrapper = dict(paramwise_cfg=dict(custom_keys={'rel_pos_table': dict(decay_mult=0.)}))

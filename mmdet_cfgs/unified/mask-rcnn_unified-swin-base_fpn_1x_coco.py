@@ -7,4 +7,3 @@ model = dict(
     backbone=dict(type='UnifiedSwin', arch='base', drop_path_rate=0.3,
                   init_cfg=dict(checkpoint='checkpoints/unified-swin-base_in1k.pth')),
     neck=dict(in_channels=[128, 256, 512, 1024]))
-optim_wrapper = dict(paramwise_cfg=dict(custom_keys={'rel_pos_table': dict(decay_mult=0.)}))

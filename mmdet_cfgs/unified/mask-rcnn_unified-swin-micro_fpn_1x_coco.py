@@ -7,4 +7,3 @@ model = dict(
     backbone=dict(type='UnifiedSwin', arch='micro', drop_path_rate=0.1,
                   init_cfg=dict(checkpoint='checkpoints/unified-swin-micro_in1k.pth')),
     neck=dict(in_channels=[32, 64, 128, 256]))
-optim_wrapper = dict(paramwise_cfg=dict(custom_keys={'rel_pos_table': dict(decay_mult=0.)}))

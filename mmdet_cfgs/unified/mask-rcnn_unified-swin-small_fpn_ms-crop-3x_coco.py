@@ -6,4 +6,3 @@ model = dict(
     backbone=dict(type='UnifiedSwin', arch='small', drop_path_rate=0.2,
                   init_cfg=dict(checkpoint='checkpoints/unified-swin-small_in1k.pth')),
     neck=dict(in_channels=[96, 192, 384, 768]))
-optim_wrapper = dict(paramwise_cfg=dict(custom_keys={'rel_pos_table': dict(decay_mult=0.)}))

@@ -10,7 +10,6 @@ model = dict(
     backbone=dict(type='FLattenSwin', arch='tiny', drop_path_rate=0.2, out_indices=(3, ),
                   final_norm=True),
     head=dict(in_channels=768))
-optim_wrapper = dict(paramwise_cfg=dict(custom_keys={'.rel_pos_table': dict(decay_mult=0.0)}))
 # warmup start and cosine floor as ratios of lr (the official warmup_lr and min_lr scale with the
 # batch like lr), so that leaves changing lr keep them
 param_scheduler = [

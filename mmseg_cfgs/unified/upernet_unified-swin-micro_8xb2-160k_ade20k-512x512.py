@@ -7,4 +7,3 @@ model = dict(
                   init_cfg=dict(checkpoint='checkpoints/unified-swin-micro_in1k.pth')),
     decode_head=dict(in_channels=[32, 64, 128, 256]),
     auxiliary_head=dict(in_channels=128))
-optim_wrapper = dict(paramwise_cfg=dict(custom_keys={'rel_pos_table': dict(decay_mult=0.)}))

@@ -7,4 +7,3 @@ model = dict(
                   init_cfg=dict(checkpoint='checkpoints/unified-swin-tiny_in1k.pth')),
     decode_head=dict(in_channels=[96, 192, 384, 768]),
     auxiliary_head=dict(in_channels=384))
-optim_wrapper = dict(paramwise_cfg=dict(custom_keys={'rel_pos_table': dict(decay_mult=0.)}))

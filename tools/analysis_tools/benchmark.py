@@ -24,8 +24,8 @@ its cells.
 ``--fuse`` fuses ours for inference first (``fuse_modules``: batch norms folded; infer mode only).
 ``--compile`` compiles ours with ``torch.compile`` (default backend; compilation happens in the
 warm-up, not timed); the official models stay eager. Run as a script, the process keeps freed
-memory for reuse (``groupmix_backbones.runtime.keep_freed_cpu_memory``, as the train, test and
-infer tools), for ours and the official alike.
+memory for reuse (``groupmix_backbones.policy.allocator.keep_freed_cpu_memory``, as the train,
+test and infer tools), for ours and the official alike.
 """
 import argparse
 import datetime
@@ -40,7 +40,7 @@ from groupmix_backbones import fuse_modules
 from groupmix_backbones.analysis import (TensorForward, build_model, count_flops,
                                          measure_alternately)
 from groupmix_backbones.analysis.official import OFFICIAL, build_official
-from groupmix_backbones.runtime import keep_freed_cpu_memory
+from groupmix_backbones.policy.allocator import keep_freed_cpu_memory
 
 MODES = {'infer': 'Infer', 'train': 'Train'}
 

@@ -85,6 +85,7 @@ class ShiftedWindowAttention(SavedGrids, nn.Module):
     """Swin's window softmax attention with a relative position bias, shifted by half a window when
     ``shifted`` and the map is larger than one window. Tokens (B, N, C) of a ``hw_shape`` map; the
     map is padded to window multiples, padded keys and keys of other shift regions are masked."""
+    no_weight_decay_params = ('rel_pos_table', )  # as Swin trains it
 
     def __init__(self, dim: int, *, num_heads: int, window_size: int, shifted: bool = False,
                  qkv_bias: bool = True, attn_drop: float = 0., proj_drop: float = 0.):

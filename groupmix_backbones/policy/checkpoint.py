@@ -11,8 +11,9 @@ pickled state and build the real objects themselves (``numpy.frombuffer``, ``His
 ``getattr`` answers HistoryBuffer's statistics by name and nothing else. Loaded OrderedDicts may
 carry no attributes but torch's ``_metadata`` (torch's BUILD would let them shadow methods).
 
-Every URL scheme mmengine's ``CheckpointLoader`` knows gets a loader that ends in
-:func:`safe_torch_load` (mmengine's http loader used ``weights_only=False``), and the config text
+Every URL scheme mmengine's ``CheckpointLoader`` knows has a loader here that ends in
+:func:`safe_torch_load` (:mod:`groupmix_backbones.policy` puts them in place of mmengine's, whose
+http loader uses ``weights_only=False``), and the config text
 that checkpoints carry is dropped on load: mmengine parses (executes) it on resume (legacy
 ``meta.config``) and in inferencers given no config.
 """
@@ -33,7 +34,7 @@ from mmengine.dist import get_dist_info
 from mmengine.fileio import get_file_backend
 from mmengine.logging import print_log
 from mmengine.logging.history_buffer import HistoryBuffer
-from mmengine.runner.checkpoint import (CheckpointLoader, _get_mmengine_home,
+from mmengine.runner.checkpoint import (_get_mmengine_home,
                                         _process_mmcls_checkpoint, get_deprecated_model_names,
                                         get_external_models, get_mmcls_models,
                                         get_torchvision_models)
@@ -344,7 +345,8 @@ def safe_torch_load(filename, map_location=None, source=None):
                 f'Refused to load checkpoint {source!r}: its pickle asks for GLOBAL '
                 f'{global_name.group(1)}, which is not checkpoint data this loader accepts '
                 f'({ACCEPTED}). Loading stopped there. If you trust this file and that object, '
-                'allow it with groupmix_backbones.checkpoint.add_safe_globals(obj).') from None
+                'allow it with groupmix_backbones.policy.checkpoint.add_safe_globals(obj).'
+            ) from None
         raise UnsafeCheckpointError(
             f'Refused to load checkpoint {source!r}: its pickle asks for something torch\'s '
             f'weights-only unpickler does not allow ({reason}). Loading stopped there.') from None
@@ -369,10 +371,10 @@ def safe_torch_load(filename, map_location=None, source=None):
     return checkpoint
 
 
-# mmengine's loaders for every URL scheme it knows, replaced by ones that end in safe_torch_load.
+# A loader for every URL scheme mmengine knows, each ending in safe_torch_load (installed in place
+# of mmengine's by groupmix_backbones.policy).
 
 
-@CheckpointLoader.register_scheme(prefixes='', force=True)
 def load_from_local(filename, map_location=None):
     """Local paths."""
     filename = osp.expanduser(filename)
@@ -381,7 +383,6 @@ def load_from_local(filename, map_location=None):
     return safe_torch_load(filename, map_location)
 
 
-@CheckpointLoader.register_scheme(prefixes=('http://', 'https://'), force=True)
 def load_from_http(filename, map_location=None, model_dir=None, progress=os.isatty(0)):
     """http(s) URLs: downloaded into torch's hub cache as mmengine does (rank 0 first), then loaded
     safely (mmengine loads them with ``weights_only=False``)."""
@@ -406,7 +407,6 @@ def _download(url, path, progress):
         torch.hub.download_url_to_file(url, path, progress=progress)
 
 
-@CheckpointLoader.register_scheme(prefixes='pavi://', force=True)
 def load_from_pavi(filename, map_location=None):
     """pavi:// model cloud paths, downloaded into a temporary directory."""
     try:
@@ -420,7 +420,6 @@ def load_from_pavi(filename, map_location=None):
         return safe_torch_load(downloaded, map_location, source=filename)
 
 
-@CheckpointLoader.register_scheme(prefixes=[r'(\S+\:)?s3://', r'(\S+\:)?petrel://'], force=True)
 def load_from_ceph(filename, map_location=None, backend='petrel'):
     """s3:// and petrel:// paths, read through mmengine's file backend."""
     file_backend = get_file_backend(filename, backend_args={'backend': backend})
@@ -428,14 +427,12 @@ def load_from_ceph(filename, map_location=None, backend='petrel'):
         return safe_torch_load(buffer, map_location, source=filename)
 
 
-@CheckpointLoader.register_scheme(prefixes=('modelzoo://', 'torchvision://'), force=True)
 def load_from_torchvision(filename, map_location=None):
     """torchvision://NAME (modelzoo://NAME): torchvision's URL of that model, over http."""
     return load_from_http(get_torchvision_models()[filename.split('://', 1)[1]],
                           map_location=map_location)
 
 
-@CheckpointLoader.register_scheme(prefixes=('open-mmlab://', 'openmmlab://'), force=True)
 def load_from_openmmlab(filename, map_location=None):
     """open-mmlab://NAME: mmengine's URL (or file under the mmengine home) of that model."""
     name = filename.split('://', 1)[1]
@@ -446,7 +443,6 @@ def load_from_openmmlab(filename, map_location=None):
     return load_from_local(osp.join(_get_mmengine_home(), url), map_location)
 
 
-@CheckpointLoader.register_scheme(prefixes='mmcls://', force=True)
 def load_from_mmcls(filename, map_location=None):
     """mmcls://NAME: an mmcls model over http, its keys renamed as mmengine does."""
     checkpoint = load_from_http(get_mmcls_models()[filename[len('mmcls://'):]],

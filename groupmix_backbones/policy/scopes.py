@@ -1,4 +1,5 @@
-"""Let the inference APIs of mmdet, mmseg and mmpretrain run one after another in one process.
+"""Why the inference APIs of mmdet, mmseg and mmpretrain cannot follow one another in one process,
+and the wrappers that let them (installed by :mod:`groupmix_backbones.policy`).
 
 Root cause (mmengine 0.10.7, mmdet 3.3.0, mmseg 1.2.2, mmpretrain 1.2.0; upstream mmengine#1105):
 a registry build without an explicit ``_scope_`` looks the type up in the process-wide *current
@@ -9,22 +10,19 @@ instance and never restores the previous one. So after any of them:
 
 * ``ImageClassificationInferencer`` builds its test pipeline from mmpretrain's TRANSFORMS without
   setting a scope, and the lookup goes to the scope left behind ("ResizeEdge is not in the
-  mmseg::transform registry");
+  mmseg::transform registry"; mmpretrain#1839);
 * ``inference_detector`` and mmseg's ``inference_model`` build their pipeline on every call from
   the generic registry, trusting the scope their own ``init_*`` left, and get the other library's
-  transforms instead (mmseg's ``LoadAnnotations`` for a detector, or a KeyError).
+  transforms instead (mmseg's ``LoadAnnotations`` for a detector, mmdet#10501; or a KeyError,
+  mmseg#3408).
 
-The fix, installed on import: each of these builds runs in the scope its model belongs to, and
-the process-wide scope is left as it was. Patched are attributes looked up at call time (a class
-method and two module globals), so it also holds for functions imported before this package.
+The fix: each of these builds runs in the scope its model belongs to, and the process-wide scope is
+left as it was.
 """
 import copy
 import functools
 
-import mmdet.apis.inference as mmdet_inference
-import mmseg.apis.inference as mmseg_inference
 from mmengine.registry import DefaultScope
-from mmpretrain.apis.base import BaseInferencer as PretrainInferencer
 
 
 def run_in_scope(function, scope_of):
@@ -48,11 +46,3 @@ def pipeline_in_scope(get_pipeline):
         return pipeline
     return scoped
 
-
-# mmpretrain's get_model builds the model in scope 'mmpretrain': build the pipeline there too
-PretrainInferencer.__init__ = run_in_scope(PretrainInferencer.__init__,
-                                           lambda *args, **kwargs: 'mmpretrain')
-mmdet_inference.get_test_pipeline_cfg = pipeline_in_scope(mmdet_inference.get_test_pipeline_cfg)
-# mmseg's inference_model builds its pipeline in _preprare_data(imgs, model)
-mmseg_inference._preprare_data = run_in_scope(
-    mmseg_inference._preprare_data, lambda imgs, model: model.cfg.get('default_scope', 'mmseg'))
