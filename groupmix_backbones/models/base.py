@@ -316,5 +316,6 @@ class DenseBackbone(Fusable, BaseModule):
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         adapt_saved_grids(self, state_dict, prefix)
-        check_backbone_state(self, state_dict, prefix)
+        check_backbone_state(self, state_dict, prefix, optional=self.optional_state_prefixes,
+                             new=self.new_state_prefixes)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
