@@ -258,11 +258,13 @@ class DenseBackbone(Fusable, BaseModule):
 
     def fuse(self):
         """Fuse for inference, in place: batch norms folded into the convolutions before them
-        (:mod:`~groupmix_backbones.models.layers.fuse`). The backbone stays in eval mode:
-        training it afterwards is an error. Returns self."""
-        fuse_modules(self)
+        (:func:`~groupmix_backbones.models.layers.fuse_modules`). The backbone stays in eval
+        mode: training it afterwards is an error. Returns self."""
+        return fuse_modules(self)
+
+    def fuse_own(self):
+        """Mark the backbone fused (its layers fold themselves)."""
         self.fused = True
-        return self
 
     def _freeze_stages(self):
         groups = list(self.frozen_groups())

@@ -22,6 +22,25 @@ from .layers import (Fusable, Mlp, build_norm, drop_path, fold_bn, image_to_toke
                      tokens_to_image)
 
 
+class ConvStem(Fusable, nn.Sequential):
+    """Two 3x3 stride-2 convs (with bias, as the official), each with a norm and Hardswish (mmcv
+    ConvModules): image -> map at stride 4."""
+
+    def __init__(self, in_channels: int, dim: int, *, norm_cfg: dict):
+        conv_kwargs = dict(kernel_size=3, stride=2, padding=1, bias=True, norm_cfg=norm_cfg,
+                           act_cfg=dict(type='HSwish'))
+        with warnings.catch_warnings():  # the conv biases before the norms
+            warnings.filterwarnings('ignore', 'Unnecessary conv bias')
+            super().__init__(ConvModule(in_channels, dim // 2, **conv_kwargs),
+                             ConvModule(dim // 2, dim, **conv_kwargs))
+
+    def fuse_own(self):
+        for layer in self:
+            if isinstance(layer.norm, _BatchNorm):
+                layer.conv = fold_bn(layer.conv, layer.norm)
+                setattr(layer, layer.norm_name, nn.Identity())
+
+
 class SepConv2d(nn.Sequential):
     """Depthwise k x k convolution followed by a pointwise one, both without bias."""
 
@@ -48,7 +67,7 @@ class PatchEmbed(Fusable, nn.Module):
         self.norm = build_norm(norm_cfg, out_channels)
         self.act = nn.Hardswish()
 
-    def fuse(self):
+    def fuse_own(self):
         self.norm = self.proj.fold(self.norm)
 
     def forward(self, x):
@@ -66,7 +85,7 @@ class GroupAggregator(Fusable, nn.Module):
         self.norm = build_norm(norm_cfg, channels)
         self.act = nn.Hardswish()
 
-    def fuse(self):
+    def fuse_own(self):
         if isinstance(self.conv, SepConv2d):
             self.norm = self.conv.fold(self.norm)
 
@@ -210,12 +229,7 @@ class GroupMixFormer(DenseBackbone):
                          drop_path_rate=drop_path_rate, init_cfg=init_cfg)
         settings = self.arch_settings
         dims = self.embed_dims = list(settings['embed_dims'])
-        conv_kwargs = dict(kernel_size=3, stride=2, padding=1, bias=True, norm_cfg=norm_cfg,
-                           act_cfg=dict(type='HSwish'))
-        with warnings.catch_warnings():  # the official stem has conv biases before its norms
-            warnings.filterwarnings('ignore', 'Unnecessary conv bias')
-            self.stem = nn.Sequential(ConvModule(in_channels, dims[0] // 2, **conv_kwargs),
-                                      ConvModule(dims[0] // 2, dims[0], **conv_kwargs))
+        self.stem = ConvStem(in_channels, dims[0], norm_cfg=norm_cfg)
         self.patch_embeds = nn.ModuleList(
             PatchEmbed(dims[max(i - 1, 0)], dims[i], stride=1 if i == 0 else 2, norm_cfg=norm_cfg)
             for i in range(self.num_stages))
@@ -229,13 +243,6 @@ class GroupMixFormer(DenseBackbone):
         if norm_outputs:
             self.build_output_norms(partial(build_norm, norm_cfg))
         self.finish_build()
-
-    def fuse(self):
-        for layer in self.stem:  # mmcv ConvModules: conv (with bias), norm, Hardswish
-            if isinstance(layer.norm, _BatchNorm):
-                layer.conv = fold_bn(layer.conv, layer.norm)
-                setattr(layer, layer.norm_name, nn.Identity())
-        return super().fuse()
 
     def frozen_groups(self):
         return [self.stem] + [[embed, stage] for embed, stage in zip(self.patch_embeds, self.stages)]
