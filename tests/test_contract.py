@@ -13,6 +13,7 @@ from mmengine.registry import DefaultScope
 from torch.nn.modules.batchnorm import _BatchNorm
 
 import groupmix_backbones  # noqa: F401
+from groupmix_backbones.models.base import Stage
 from groupmix_backbones.registry import BACKBONES
 
 ARCHS = [(cls, name) for cls in BACKBONES for name in cls.arch_zoo]
@@ -194,6 +195,27 @@ def test_bad_inputs_and_options_say_what_is_valid(cls):
         cls(arch=arch, out_indices=(0, 4))
     with pytest.raises(ValueError, match=r'frozen_stages must be an int in \[-1, 4\]'):
         cls(arch=arch, frozen_stages=5)
+
+
+@pytest.mark.parametrize('cls', BACKBONES, ids=lambda c: c.__name__)
+def test_stages_run_themselves(cls):
+    """Every stage is a :class:`Stage` whose forward takes maps of the layout it declares (one for
+    the whole backbone) and returns maps of it; the stem and the stages chained give the maps the
+    backbone returns."""
+    model = build(cls, next(iter(cls.arch_zoo))).eval()
+    layouts = {stage.layout for stage in model.stages}
+    assert len(layouts) == 1 and layouts <= {'NHWC', 'NCHW'} and \
+        all(isinstance(stage, Stage) for stage in model.stages)
+    channels_last = layouts == {'NHWC'}
+    x = torch.randn(2, 3, 45, 37)
+    with torch.no_grad():
+        outs = model(x)
+        maps = model.forward_stem(x)
+        for i, stage in enumerate(model.stages):
+            maps = stage(maps)
+            shape = (maps.shape[3], *maps.shape[1:3]) if channels_last else maps.shape[1:]
+            assert (maps.shape[0], *shape) == (2, model.embed_dims[i], *expected_hw(45, 37)[i])
+            assert torch.equal(model.stage_output(i, maps), outs[i])
 
 
 @pytest.mark.parametrize('cls', BACKBONES, ids=lambda c: c.__name__)

@@ -1,5 +1,6 @@
 """What every backbone family shares: :class:`DenseBackbone` (arch resolution, stage options, the
-stage loop, init and checkpoint checks) and the :class:`Stage` container."""
+stage loop, output norms, init and checkpoint checks) and the stages it chains (:class:`Stage`,
+:class:`TokenStage`)."""
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -9,7 +10,7 @@ from mmengine.model import BaseModule
 from timm.layers import trunc_normal_
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from .layers import Fusable, adapt_saved_grids, drop_path_schedule, fuse_modules, tokens_to_image
+from .layers import Fusable, adapt_saved_grids, drop_path_schedule, fuse_modules
 from .layers.decay import NoWeightDecay
 from .loading import check_backbone_state, explain_missing_prefix
 
@@ -22,8 +23,36 @@ class ArchError(KeyError):
 
 
 class Stage(nn.Module):
-    """One stage: an optional downsampling layer, an optional position embedding (called as
-    ``pos_embed(tokens, hw_shape)``), blocks and an optional output norm."""
+    """A stage runs itself: ``forward`` takes maps in its :attr:`layout` and returns maps in the
+    same layout, so that the backbone's loop only chains stages (as timm's
+    ``SwinTransformerStage``). ``'NHWC'`` maps (B, H, W, C) are tokens that carry their map's shape;
+    ``'NCHW'`` maps are images.
+
+    Blocks run through :meth:`run_block` (activation checkpointing when the backbone's ``with_cp``
+    asks for it). :attr:`borrowed` holds the modules a stage runs but does not register, because
+    its checkpoints keep them elsewhere in the backbone (:meth:`borrow`); they freeze with it.
+    """
+
+    layout = 'NHWC'
+    with_cp = False  # set by the backbone
+    borrowed: Tuple[nn.Module, ...] = ()
+
+    def run_block(self, block: nn.Module, *args):
+        """Call ``block``, through activation checkpointing when ``with_cp`` and training."""
+        if self.with_cp and self.training and torch.is_grad_enabled():
+            return cp.checkpoint(block, *args, use_reentrant=False)
+        return block(*args)
+
+    def borrow(self, name: str, module: nn.Module):
+        """Run ``module`` as ``self.<name>`` without registering it (no state dict key here)."""
+        object.__setattr__(self, name, module)
+        self.borrowed = (*self.borrowed, module)
+
+
+class TokenStage(Stage):
+    """The stage of the token families, on NHWC maps: an optional downsampling layer (tokens and
+    map shape in and out), an optional position embedding (``pos_embed(tokens, hw_shape)``), the
+    blocks on tokens (B, N, C) with their map's shape, and an optional norm ending the stage."""
 
     def __init__(self, blocks: Sequence[nn.Module], *, downsample: Optional[nn.Module] = None,
                  pos_embed: Optional[nn.Module] = None, norm: Optional[nn.Module] = None):
@@ -33,15 +62,34 @@ class Stage(nn.Module):
         self.blocks = nn.ModuleList(blocks)
         self.norm = norm
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x, hw_shape = x.flatten(1, 2), tuple(x.shape[1:3])
+        if self.downsample is not None:
+            x, hw_shape = self.downsample(x, hw_shape)
+        if self.pos_embed is not None:
+            x = self.pos_embed(x, hw_shape)
+        x = self.forward_blocks(x, hw_shape)
+        if self.norm is not None:
+            x = self.norm(x)
+        return x.reshape(x.shape[0], *hw_shape, x.shape[-1])
+
+    def forward_blocks(self, x: torch.Tensor, hw_shape) -> torch.Tensor:
+        """The blocks in turn, each called as ``block(tokens, hw_shape)``."""
+        for block in self.blocks:
+            x = self.run_block(block, x, hw_shape)
+        return x
+
 
 class DenseBackbone(Fusable, NoWeightDecay, BaseModule):
     """Base of every backbone: maps at strides 4/8/16/32 for any input size.
 
     A family sets :attr:`arch_zoo` (named archs), :attr:`arch_keys` (what a custom arch dict must
-    give; ``depths`` among them) and :attr:`optional_arch_keys`, builds its stem and stages and sets
-    :attr:`embed_dims` (channels per stage). The default forward runs :meth:`forward_stem`, then
-    :meth:`forward_stage` for each stage (its :class:`Stage`'s downsample, blocks through
-    :meth:`run_block` and norm) and :meth:`stage_output` for the stages in ``out_indices``.
+    give; ``depths`` among them) and :attr:`optional_arch_keys`, builds its stem (the module named
+    :attr:`stem_name`) and ``stages`` (:class:`Stage` modules, all of one layout), sets
+    :attr:`embed_dims` (channels per stage) and may ask for output norms
+    (:meth:`build_output_norms`). The forward is the same for every family: the stem, then each
+    stage on the previous one's maps; a returned map is its stage's maps through the stage's output
+    norm (:meth:`stage_output`), as (B, C, H, W).
 
     Args:
         arch (str | dict): A name of :attr:`arch_zoo` or a dict of settings.
@@ -58,9 +106,12 @@ class DenseBackbone(Fusable, NoWeightDecay, BaseModule):
     arch_zoo: Dict[str, dict] = {}
     arch_keys: Tuple[str, ...] = ('depths', )
     optional_arch_keys: Tuple[str, ...] = ()
-    #: checkpoint keys this backbone may meet without building them (an option's modules)
+    #: the attribute holding the stem, which checkpoints name: an image -> the first stage's input
+    #: (a map in the stages' layout, or tokens and their map's shape from a patch embedding)
+    stem_name = 'patch_embed'
+    #: checkpoint keys of the output norms (:meth:`build_output_norms`), which a backbone built
+    #: without them may meet; those of ``norm_outputs``, which pretrained checkpoints lack (new)
     optional_state_prefixes: Tuple[str, ...] = ('out_norm.', 'output_norms.')
-    #: keys of modules an option adds that pretrained checkpoints lack (they start fresh)
     new_state_prefixes: Tuple[str, ...] = ('output_norms.', )
 
     def __init__(self, *, arch: Union[str, dict], in_channels: int = 3,
@@ -85,6 +136,7 @@ class DenseBackbone(Fusable, NoWeightDecay, BaseModule):
         self.with_cp = with_cp
         self.drop_path_rates = drop_path_schedule(drop_path_rate, depths)
         self.embed_dims: List[int] = []
+        self.out_norm: Optional[nn.Module] = None
         self.output_norms: Optional[nn.ModuleDict] = None
         self.fused = False
 
@@ -164,18 +216,15 @@ class DenseBackbone(Fusable, NoWeightDecay, BaseModule):
         take = self.take_indices(indices)
         last = max(take) if stop_early else self.num_stages - 1
         self.check_input(x)
-        x, hw_shape = self.forward_stem(x)
+        x = self.forward_stem(x)
         intermediates = []
         for i in range(last + 1):
-            x, hw_shape = self.forward_stage(i, x, hw_shape)
+            x = self.stages[i](x)
             if i in take:
-                # contiguous (B, C, H, W): the maps are channels_last views inside the backbone,
-                # and compiled ops downstream (mmcv's RoIAlign, CPU and CUDA) index memory as
-                # contiguous NCHW, reading channels_last maps wrongly without an error
-                intermediates.append(self.stage_output(i, x, hw_shape).contiguous())
+                intermediates.append(self.stage_output(i, x))
         if intermediates_only:
             return intermediates
-        return self.stage_output(last, x, hw_shape).contiguous(), intermediates
+        return self.stage_output(last, x), intermediates
 
     def take_indices(self, indices=None) -> List[int]:
         """Stage indices as timm's ``feature_take_indices``: None for all, an int n for the last
@@ -197,57 +246,54 @@ class DenseBackbone(Fusable, NoWeightDecay, BaseModule):
             raise ValueError(f'{type(self).__name__} expects images (batch >= 1, '
                              f'{self.in_channels}, H, W), got {shape}.')
 
-    def forward_stem(self, x):
-        """Image -> (stage-1 input, its map's (H, W)); default: ``self.patch_embed``."""
-        return self.patch_embed(x)
+    def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
+        """Image -> the first stage's input, a map in the stages' layout."""
+        x = self.get_submodule(self.stem_name)(x)
+        if isinstance(x, tuple):  # a patch embedding's tokens and map shape: an NHWC map
+            tokens, hw_shape = x
+            x = tokens.reshape(tokens.shape[0], *hw_shape, tokens.shape[-1])
+        return x
 
-    def forward_stage(self, index: int, x, hw_shape):
-        """Run stage ``index`` (a :class:`Stage` of ``self.stages``) on tokens (B, N, C)."""
-        stage = self.stages[index]
-        if stage.downsample is not None:
-            x, hw_shape = stage.downsample(x, hw_shape)
-        if stage.pos_embed is not None:
-            x = stage.pos_embed(x, hw_shape)
-        for block in stage.blocks:
-            x = self.run_block(block, x, hw_shape)
-        if stage.norm is not None:
-            x = stage.norm(x)
-        return x, hw_shape
-
-    def stage_output(self, index: int, x, hw_shape) -> torch.Tensor:
-        """The returned map (B, C, H, W) of stage ``index``, through :meth:`output_norm`'s norm."""
+    def stage_output(self, index: int, x: torch.Tensor) -> torch.Tensor:
+        """The returned map of stage ``index`` from its maps ``x``: through :meth:`output_norm`'s
+        norm (in the stage's layout), as a contiguous (B, C, H, W) tensor: compiled ops downstream
+        (mmcv's RoIAlign, CPU and CUDA) index memory as contiguous NCHW, reading the channels_last
+        maps of the stages wrongly without an error."""
         norm = self.output_norm(index)
-        return tokens_to_image(x if norm is None else norm(x), hw_shape)
+        if norm is not None:
+            x = norm(x)
+        if self.stages[index].layout == 'NHWC':
+            x = x.permute(0, 3, 1, 2)
+        return x.contiguous()
 
     def output_norm(self, index: int) -> Optional[nn.Module]:
-        """The norm of stage ``index``'s returned map: its own from :meth:`build_output_norms`,
-        else ``out_norm`` for the last stage, else None."""
+        """The output norm of stage ``index`` (:meth:`build_output_norms`), or None."""
         if self.output_norms is not None:
             return self.output_norms[str(index)] if str(index) in self.output_norms else None
-        return getattr(self, 'out_norm', None) if index == self.num_stages - 1 else None
+        return self.out_norm if index == self.num_stages - 1 else None
 
-    def build_output_norms(self, make_norm):
-        """A new norm ``make_norm(channels)`` for every returned map (a family's ``norm_outputs``;
-        mmdet's Swin has them too): dense heads shared across levels, such as the RPN's, train
-        unstably on stage outputs of very different scales. Classification checkpoints lack these
-        norms; they start fresh."""
-        if getattr(self, 'out_norm', None) is not None:
+    def build_output_norms(self, make_norm, *, final_norm: bool = False,
+                           norm_outputs: bool = False):
+        """Norms ``make_norm(channels)`` of returned maps, besides any norm ending a stage (which
+        the next stage reads too): with ``final_norm`` one of the last stage's map (``out_norm``,
+        the classifier's); with ``norm_outputs`` one of every returned map (``output_norms``; mmdet's
+        Swin has them too): dense heads shared across levels, such as the RPN's, train unstably
+        on stage outputs of very different scales. Classification checkpoints lack the latter;
+        they start fresh."""
+        if final_norm and norm_outputs:
             raise ValueError(f'{type(self).__name__}: final_norm and norm_outputs are exclusive '
                              f'(norm_outputs norms the last output too); choose one.')
-        self.output_norms = nn.ModuleDict(
-            {str(i): make_norm(self.embed_dims[i]) for i in self.out_indices})
-
-    def run_block(self, block: nn.Module, *args):
-        """Call ``block``, through activation checkpointing when ``with_cp`` and training."""
-        if self.with_cp and self.training and torch.is_grad_enabled():
-            return cp.checkpoint(block, *args, use_reentrant=False)
-        return block(*args)
+        if final_norm:
+            self.out_norm = make_norm(self.embed_dims[-1])
+        if norm_outputs:
+            self.output_norms = nn.ModuleDict(
+                {str(i): make_norm(self.embed_dims[i]) for i in self.out_indices})
 
     # ------------------------------------------------------------------ freezing and modes
     def frozen_groups(self) -> Sequence:
-        """The stem, then one module (or list of modules) per stage; default: ``patch_embed`` and
-        ``stages``."""
-        return [self.patch_embed, *self.stages]
+        """The stem, then per stage the modules it runs: its own and those it borrows."""
+        return [self.get_submodule(self.stem_name),
+                *([stage, *stage.borrowed] for stage in self.stages)]
 
     def finish_build(self):
         """Called last by every family's ``__init__``: 4-D weights in channels_last memory format,
@@ -255,15 +301,19 @@ class DenseBackbone(Fusable, NoWeightDecay, BaseModule):
         convolutions run on them without layout copies only when the weights are too (measured
         1.05-1.8x faster backbones). Loading, ``.to`` and optimizers keep the layout."""
         self.to(memory_format=torch.channels_last)
+        for stage in self.stages:
+            stage.with_cp = self.with_cp
         self._freeze_stages()
 
     def fuse(self):
         """Fuse for inference, in place: batch norms folded into the convolutions before them
-        (:mod:`~groupmix_backbones.models.layers.fuse`). The backbone stays in eval mode:
-        training it afterwards is an error. Returns self."""
-        fuse_modules(self)
+        (:func:`~groupmix_backbones.models.layers.fuse_modules`). The backbone stays in eval
+        mode: training it afterwards is an error. Returns self."""
+        return fuse_modules(self)
+
+    def fuse_own(self):
+        """Mark the backbone fused (its layers fold themselves)."""
         self.fused = True
-        return self
 
     def _freeze_stages(self):
         groups = list(self.frozen_groups())
@@ -317,5 +367,6 @@ class DenseBackbone(Fusable, NoWeightDecay, BaseModule):
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         adapt_saved_grids(self, state_dict, prefix)
-        check_backbone_state(self, state_dict, prefix)
+        check_backbone_state(self, state_dict, prefix, optional=self.optional_state_prefixes,
+                             new=self.new_state_prefixes)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

@@ -17,9 +17,28 @@ from mmcv.cnn import ConvModule
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..registry import register_backbone
-from .base import DenseBackbone
+from .base import DenseBackbone, Stage
 from .layers import (Fusable, Mlp, build_norm, drop_path, fold_bn, image_to_tokens,
                      tokens_to_image)
+
+
+class ConvStem(Fusable, nn.Sequential):
+    """Two 3x3 stride-2 convs (with bias, as the official), each with a norm and Hardswish (mmcv
+    ConvModules): image -> map at stride 4."""
+
+    def __init__(self, in_channels: int, dim: int, *, norm_cfg: dict):
+        conv_kwargs = dict(kernel_size=3, stride=2, padding=1, bias=True, norm_cfg=norm_cfg,
+                           act_cfg=dict(type='HSwish'))
+        with warnings.catch_warnings():  # the conv biases before the norms
+            warnings.filterwarnings('ignore', 'Unnecessary conv bias')
+            super().__init__(ConvModule(in_channels, dim // 2, **conv_kwargs),
+                             ConvModule(dim // 2, dim, **conv_kwargs))
+
+    def fuse_own(self):
+        for layer in self:
+            if isinstance(layer.norm, _BatchNorm):
+                layer.conv = fold_bn(layer.conv, layer.norm)
+                setattr(layer, layer.norm_name, nn.Identity())
 
 
 class SepConv2d(nn.Sequential):
@@ -48,7 +67,7 @@ class PatchEmbed(Fusable, nn.Module):
         self.norm = build_norm(norm_cfg, out_channels)
         self.act = nn.Hardswish()
 
-    def fuse(self):
+    def fuse_own(self):
         self.norm = self.proj.fold(self.norm)
 
     def forward(self, x):
@@ -66,7 +85,7 @@ class GroupAggregator(Fusable, nn.Module):
         self.norm = build_norm(norm_cfg, channels)
         self.act = nn.Hardswish()
 
-    def fuse(self):
+    def fuse_own(self):
         if isinstance(self.conv, SepConv2d):
             self.norm = self.conv.fold(self.norm)
 
@@ -171,6 +190,30 @@ class GroupMixBlock(nn.Module):
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
+class GroupMixStage(Stage, nn.ModuleList):
+    """A stage on NCHW maps: the patch embedding, then the blocks on tokens. The blocks are the
+    stage's items (checkpoint keys ``stages.i.j``); the embedding is borrowed from the backbone's
+    ``patch_embeds``, where the checkpoints keep it."""
+
+    layout = 'NCHW'
+
+    def __init__(self, blocks, *, embed: PatchEmbed):
+        super().__init__(blocks)
+        self.borrow('embed', embed)
+
+    @property
+    def blocks(self) -> nn.ModuleList:
+        return self
+
+    def forward(self, x):
+        x = self.embed(x)
+        hw_shape = tuple(x.shape[2:])
+        x = image_to_tokens(x)
+        for block in self:
+            x = self.run_block(block, x, hw_shape)
+        return tokens_to_image(x, hw_shape)
+
+
 @register_backbone
 class GroupMixFormer(DenseBackbone):
     """GroupMixFormer backbone returning maps at strides 4, 8, 16 and 32 for any input size.
@@ -200,6 +243,7 @@ class GroupMixFormer(DenseBackbone):
                       mlp_ratios=[4, 4, 2, 2]),
     }
     arch_keys = ('embed_dims', 'depths', 'mlp_ratios')
+    stem_name = 'stem'
 
     def __init__(self, arch='small', in_channels=3, num_heads=8, qkv_bias=True, drop_rate=0.,
                  drop_path_rate=0., out_indices=(0, 1, 2, 3), frozen_stages=-1, norm_eval=False,
@@ -210,49 +254,17 @@ class GroupMixFormer(DenseBackbone):
                          drop_path_rate=drop_path_rate, init_cfg=init_cfg)
         settings = self.arch_settings
         dims = self.embed_dims = list(settings['embed_dims'])
-        conv_kwargs = dict(kernel_size=3, stride=2, padding=1, bias=True, norm_cfg=norm_cfg,
-                           act_cfg=dict(type='HSwish'))
-        with warnings.catch_warnings():  # the official stem has conv biases before its norms
-            warnings.filterwarnings('ignore', 'Unnecessary conv bias')
-            self.stem = nn.Sequential(ConvModule(in_channels, dims[0] // 2, **conv_kwargs),
-                                      ConvModule(dims[0] // 2, dims[0], **conv_kwargs))
+        self.stem = ConvStem(in_channels, dims[0], norm_cfg=norm_cfg)
         self.patch_embeds = nn.ModuleList(
             PatchEmbed(dims[max(i - 1, 0)], dims[i], stride=1 if i == 0 else 2, norm_cfg=norm_cfg)
             for i in range(self.num_stages))
         self.stages = nn.ModuleList(
-            nn.ModuleList(
-                GroupMixBlock(dims[i], num_heads=num_heads, mlp_ratio=settings['mlp_ratios'][i],
-                              qkv_bias=qkv_bias, drop_rate=drop_rate, drop_path_rate=rate,
-                              norm_cfg=norm_cfg) for rate in rates)
+            GroupMixStage([GroupMixBlock(dims[i], num_heads=num_heads,
+                                         mlp_ratio=settings['mlp_ratios'][i], qkv_bias=qkv_bias,
+                                         drop_rate=drop_rate, drop_path_rate=rate,
+                                         norm_cfg=norm_cfg) for rate in rates],
+                          embed=self.patch_embeds[i])
             for i, rates in enumerate(self.drop_path_rates))
-        self.out_norm = build_norm(norm_cfg, dims[-1]) if final_norm else None
-        if norm_outputs:
-            self.build_output_norms(partial(build_norm, norm_cfg))
+        self.build_output_norms(partial(build_norm, norm_cfg), final_norm=final_norm,
+                                norm_outputs=norm_outputs)
         self.finish_build()
-
-    def fuse(self):
-        for layer in self.stem:  # mmcv ConvModules: conv (with bias), norm, Hardswish
-            if isinstance(layer.norm, _BatchNorm):
-                layer.conv = fold_bn(layer.conv, layer.norm)
-                setattr(layer, layer.norm_name, nn.Identity())
-        return super().fuse()
-
-    def frozen_groups(self):
-        return [self.stem] + [[embed, stage] for embed, stage in zip(self.patch_embeds, self.stages)]
-
-    def forward_stem(self, x):
-        x = self.stem(x)
-        return x, tuple(x.shape[2:])
-
-    def forward_stage(self, index, x, hw_shape):
-        """Maps (B, C, H, W) in and out; the blocks work on tokens."""
-        x = self.patch_embeds[index](x)
-        hw_shape = tuple(x.shape[2:])
-        x = image_to_tokens(x)
-        for block in self.stages[index]:
-            x = self.run_block(block, x, hw_shape)
-        return tokens_to_image(x, hw_shape), hw_shape
-
-    def stage_output(self, index, x, hw_shape):
-        norm = self.output_norm(index)
-        return x if norm is None else norm(x)

@@ -35,20 +35,21 @@ def _official_hint(state_dict) -> str:
             f'`python {fmt.script} SRC DST` and load DST.')
 
 
-def check_backbone_state(backbone, state_dict, prefix: str) -> None:
+def check_backbone_state(backbone, state_dict, prefix: str, *, optional=(), new=()) -> None:
     """Raise :class:`CheckpointMismatchError` unless ``state_dict`` holds, under ``prefix``, every
-    tensor of ``backbone`` with its shape, and nothing of another structure (the keys of options
-    the backbone was built without, e.g. a classifier's ``out_norm``, may be left over; the keys of
-    new modules, e.g. ``output_norms``, may be absent)."""
+    tensor of ``backbone`` with its shape, and nothing of another structure. Keys under the
+    ``optional`` prefixes (modules of options the backbone may be built without) may be left over;
+    keys under the ``new`` prefixes (modules of options pretrained checkpoints lack) may be absent.
+    """
     ours = {prefix + key: value for key, value in backbone.state_dict().items()}
     present = [key for key in state_dict if key.startswith(prefix)]
-    new = tuple(prefix + p for p in backbone.new_state_prefixes)
+    new = tuple(prefix + p for p in new)
     missing = [key for key in ours if key not in state_dict
                and not key.endswith('num_batches_tracked') and not key.startswith(new)]
     mismatched = [f'{key}: checkpoint {tuple(state_dict[key].shape)}, model {tuple(value.shape)}'
                   for key, value in ours.items() if key in state_dict
                   and torch.is_tensor(state_dict[key]) and state_dict[key].shape != value.shape]
-    optional = tuple(prefix + p for p in backbone.optional_state_prefixes)
+    optional = tuple(prefix + p for p in optional)
     unexpected = [key for key in present if key not in ours and not key.startswith(optional)]
     if not (missing or mismatched or unexpected):
         return

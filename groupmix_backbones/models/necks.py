@@ -26,7 +26,7 @@ class PointwiseConvPoolNeck(Fusable, BaseModule):
         self.bn = nn.BatchNorm2d(self.out_channels)
         self.act = nn.GELU()
 
-    def fuse(self):
+    def fuse_own(self):
         if isinstance(self.bn, nn.BatchNorm2d):
             self.conv, self.bn = fold_bn(self.conv, self.bn), nn.Identity()
 

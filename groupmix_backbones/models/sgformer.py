@@ -36,7 +36,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..registry import register_backbone
-from .base import DenseBackbone, Stage
+from .base import DenseBackbone, TokenStage
 from .layers import (GridPositionEmbedding, Mlp, build_norm, check_heads, drop_path,
                      image_to_tokens, pad_to_multiple, shifted_window_mask, softmax_attention,
                      tokens_to_image, window_partition, window_reverse)
@@ -313,6 +313,17 @@ class SGFormerBlock(nn.Module):
         return x + self.drop_path(self.mlp(self.norm2(x), hw_shape)), significance
 
 
+class SGFormerStage(TokenStage):
+    """A :class:`TokenStage` whose blocks pass the significance map on: each block sorts its
+    tokens by the map of the block before (None for the first) and returns its own."""
+
+    def forward_blocks(self, x, hw_shape):
+        significance = None
+        for block in self.blocks:
+            x, significance = self.run_block(block, x, hw_shape, significance)
+        return x
+
+
 @register_backbone
 class SGFormer(DenseBackbone):
     """SG-Former backbone returning maps at strides 4, 8, 16 and 32 for any input size.
@@ -379,23 +390,14 @@ class SGFormer(DenseBackbone):
             return kind(dims[i], sr_ratio=sr_ratios[i], **kwargs)
 
         self.stages = nn.ModuleList(
-            Stage([SGFormerBlock(dims[i], attn=attention(i, j), mlp_ratio=settings['mlp_ratios'][i],
-                                 drop_rate=drop_rate, drop_path_rate=rate)
-                   for j, rate in enumerate(rates)],
-                  downsample=ConvDownsample(dims[i - 1], dims[i]) if i else None,
-                  norm=build_norm(dict(type='LN'), dims[i], eps=1e-6))
+            SGFormerStage([SGFormerBlock(dims[i], attn=attention(i, j),
+                                         mlp_ratio=settings['mlp_ratios'][i], drop_rate=drop_rate,
+                                         drop_path_rate=rate)
+                           for j, rate in enumerate(rates)],
+                          downsample=ConvDownsample(dims[i - 1], dims[i]) if i else None,
+                          norm=build_norm(dict(type='LN'), dims[i], eps=1e-6))
             for i, rates in enumerate(self.drop_path_rates))
         self.finish_build()
-
-    def forward_stage(self, index, x, hw_shape):
-        """As :class:`DenseBackbone`'s, passing each block's significance map to the next."""
-        stage = self.stages[index]
-        if stage.downsample is not None:
-            x, hw_shape = stage.downsample(x, hw_shape)
-        significance = None
-        for block in stage.blocks:
-            x, significance = self.run_block(block, x, hw_shape, significance)
-        return stage.norm(x), hw_shape
 
     def init_module(self, module):
         """The official initialisation: truncated normal linear layers, fan-out normal convs,

@@ -22,7 +22,7 @@ import torch.nn as nn
 from timm.layers import trunc_normal_
 
 from ..registry import register_backbone
-from .base import DenseBackbone, Stage
+from .base import DenseBackbone, TokenStage
 from .layers import (DCNv3, ConvPatchEmbed, GridPositionEmbedding, HaloAttention, PreNormBlock,
                      ShiftedWindowAttention, SpatialReductionAttention, build_norm,
                      image_to_tokens, tokens_to_image)
@@ -94,16 +94,16 @@ class UnifiedBackbone(DenseBackbone):
                                for i in range(self.num_stages)]
         self.patch_embed = ConvStem(in_channels, dims[0])
         self.stages = nn.ModuleList(
-            Stage([PreNormBlock(dims[i], attn=self.build_mixer(i, j, dims[i]),
-                                mlp_ratio=self.block_mlp_ratio(i), drop_path_rate=rate,
-                                norm_eps=self.block_norm_eps,
-                                layer_scale_init_value=layer_scale_init_value)
-                   for j, rate in enumerate(rates)],
-                  downsample=ConvPatchEmbed(dims[i - 1], dims[i], kernel_size=3, stride=2,
-                                            padding=1, bias=False, norm_cfg=STEM_NORM)
-                  if i else None,
-                  pos_embed=self.build_pos_embed(i, dims[i]),
-                  norm=build_norm(STEM_NORM, dims[i]))
+            TokenStage([PreNormBlock(dims[i], attn=self.build_mixer(i, j, dims[i]),
+                                     mlp_ratio=self.block_mlp_ratio(i), drop_path_rate=rate,
+                                     norm_eps=self.block_norm_eps,
+                                     layer_scale_init_value=layer_scale_init_value)
+                        for j, rate in enumerate(rates)],
+                       downsample=ConvPatchEmbed(dims[i - 1], dims[i], kernel_size=3, stride=2,
+                                                 padding=1, bias=False, norm_cfg=STEM_NORM)
+                       if i else None,
+                       pos_embed=self.build_pos_embed(i, dims[i]),
+                       norm=build_norm(STEM_NORM, dims[i]))
             for i, rates in enumerate(self.drop_path_rates))
         self.finish_build()
 

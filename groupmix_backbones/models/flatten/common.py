@@ -162,10 +162,8 @@ class FLattenBackbone(DenseBackbone):
                                   kernel_size=kernel_size, drop_rate=drop_rate,
                                   attn_drop_rate=attn_drop_rate, norm_cfg=self.norm_cfg)
         self.build_layers(in_channels=in_channels, drop_rate=drop_rate)
-        self.out_norm = build_norm(self.norm_cfg, self.embed_dims[-1],
-                                   eps=self.out_norm_eps) if final_norm else None
-        if norm_outputs:
-            self.build_output_norms(partial(build_norm, self.norm_cfg, eps=self.out_norm_eps))
+        self.build_output_norms(partial(build_norm, self.norm_cfg, eps=self.out_norm_eps),
+                                final_norm=final_norm, norm_outputs=norm_outputs)
         self.finish_build()
 
     def build_layers(self, *, in_channels, drop_rate):

@@ -3,7 +3,7 @@ import torch
 import torch.nn as nn
 
 from ...registry import register_backbone
-from ..base import Stage
+from ..base import TokenStage
 from ..layers import (MASK_VALUE, ConvPatchEmbed, Mlp, build_norm, check_heads, drop_path,
                       image_to_tokens, pad_to_multiple, softmax_attention, window_partition,
                       window_reverse)
@@ -151,11 +151,11 @@ class FLattenCSWin(FLattenBackbone):
         self.patch_embed = ConvPatchEmbed(in_channels, dims[0], kernel_size=7, stride=4, padding=2,
                                           norm_cfg=norm_cfg)
         self.stages = nn.ModuleList(
-            Stage([CSWinBlock(dims[i], num_heads=settings['num_heads'][i],
-                              attn_type=self.attn_types[i], split_size=splits[i],
-                              whole_map=i == last or splits[i] >= grids[i][0], pos_hw=grids[i],
-                              mlp_ratio=settings.get('mlp_ratio', 4.), drop_path_rate=rate,
-                              **self.block_options) for rate in rates],
-                  downsample=ConvPatchEmbed(dims[i - 1], dims[i], kernel_size=3, stride=2,
-                                            padding=1, norm_cfg=norm_cfg) if i else None)
+            TokenStage([CSWinBlock(dims[i], num_heads=settings['num_heads'][i],
+                                   attn_type=self.attn_types[i], split_size=splits[i],
+                                   whole_map=i == last or splits[i] >= grids[i][0], pos_hw=grids[i],
+                                   mlp_ratio=settings.get('mlp_ratio', 4.), drop_path_rate=rate,
+                                   **self.block_options) for rate in rates],
+                       downsample=ConvPatchEmbed(dims[i - 1], dims[i], kernel_size=3, stride=2,
+                                                 padding=1, norm_cfg=norm_cfg) if i else None)
             for i, rates in enumerate(self.drop_path_rates))

@@ -2,7 +2,7 @@
 import torch.nn as nn
 
 from ...registry import register_backbone
-from ..base import Stage
+from ..base import TokenStage
 from ..layers import ConvPatchEmbed, PreNormBlock, SpatialReductionAttention, build_norm
 from .common import FLattenBackbone, ProjectedLinearAttention
 
@@ -47,12 +47,12 @@ class _PVTHost(FLattenBackbone):
 
         self.patch_embed = embed(0)
         self.stages = nn.ModuleList(
-            Stage([pvt_block(dims[i], num_heads=settings['num_heads'][i],
-                            mlp_ratio=settings['mlp_ratios'][i], attn_type=self.attn_types[i],
-                            pos_hw=grids[i], sr_ratio=sr_ratios[i], conv_mlp=v2,
-                            drop_path_rate=rate, **self.block_options) for rate in rates],
-                  downsample=embed(i) if i else None,
-                  norm=build_norm(self.norm_cfg, dims[i], eps=1e-6) if v2 else None)
+            TokenStage([pvt_block(dims[i], num_heads=settings['num_heads'][i],
+                                 mlp_ratio=settings['mlp_ratios'][i], attn_type=self.attn_types[i],
+                                 pos_hw=grids[i], sr_ratio=sr_ratios[i], conv_mlp=v2,
+                                 drop_path_rate=rate, **self.block_options) for rate in rates],
+                       downsample=embed(i) if i else None,
+                       norm=build_norm(self.norm_cfg, dims[i], eps=1e-6) if v2 else None)
             for i, rates in enumerate(self.drop_path_rates))
 
     def init_module(self, module):

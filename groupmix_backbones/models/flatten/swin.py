@@ -2,7 +2,7 @@
 import torch.nn as nn
 
 from ...registry import register_backbone
-from ..base import Stage
+from ..base import TokenStage
 from ..layers import ConvPatchEmbed, PatchMerging, PreNormBlock, ShiftedWindowAttention
 from .common import FLattenBackbone, ProjectedLinearAttention
 
@@ -60,13 +60,13 @@ class FLattenSwin(FLattenBackbone):
         self.patch_embed = ConvPatchEmbed(in_channels, dims[0], kernel_size=4, stride=4,
                                           norm_cfg=self.norm_cfg, drop_rate=drop_rate)
         self.stages = nn.ModuleList(
-            Stage([swin_block(dims[i], num_heads=settings['num_heads'][i],
-                             attn_type=self.attn_types[i],
-                             window_size=min(settings['window_size'], grids[i][0]),
-                             shifted=j % 2 == 1, pos_hw=grids[i],
-                             mlp_ratio=settings.get('mlp_ratio', 4.), drop_path_rate=rate,
-                             **self.block_options)
-                   for j, rate in enumerate(rates)],
-                  downsample=PatchMerging(dims[i - 1], dims[i],
-                                          norm_cfg=self.norm_cfg) if i else None)
+            TokenStage([swin_block(dims[i], num_heads=settings['num_heads'][i],
+                                  attn_type=self.attn_types[i],
+                                  window_size=min(settings['window_size'], grids[i][0]),
+                                  shifted=j % 2 == 1, pos_hw=grids[i],
+                                  mlp_ratio=settings.get('mlp_ratio', 4.), drop_path_rate=rate,
+                                  **self.block_options)
+                        for j, rate in enumerate(rates)],
+                       downsample=PatchMerging(dims[i - 1], dims[i],
+                                               norm_cfg=self.norm_cfg) if i else None)
             for i, rates in enumerate(self.drop_path_rates))

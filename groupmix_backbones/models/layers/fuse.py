@@ -7,9 +7,11 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 
 class Fusable:
-    """Mixin of modules that can fuse their layers for inference (:meth:`fuse`, in place)."""
+    """Mixin of modules with layers to fold for inference: :meth:`fuse_own` folds the module's own
+    layers (not those of the Fusable modules below it), in place and idempotently;
+    :func:`fuse_modules` calls it on every Fusable module of a model."""
 
-    def fuse(self) -> None:
+    def fuse_own(self) -> None:
         raise NotImplementedError
 
 
@@ -39,9 +41,9 @@ def fold_bn(conv: nn.Conv2d, bn: _BatchNorm) -> nn.Conv2d:
 
 def fuse_modules(model: nn.Module) -> nn.Module:
     """Put ``model`` (a backbone or a whole task model) in eval mode and fuse every
-    :class:`Fusable` module below it, in place; returns ``model``."""
+    :class:`Fusable` module of it (``model`` included), in place; returns ``model``."""
     model.eval()
     for module in list(model.modules()):
-        if isinstance(module, Fusable) and module is not model:
-            module.fuse()  # idempotent: a backbone fuses its modules before the walk meets them
+        if isinstance(module, Fusable):
+            module.fuse_own()
     return model
