@@ -23,36 +23,43 @@ def pvt_block(dim, *, attn_type, num_heads, pos_hw, sr_ratio, qkv_bias, focusing
 
 
 class _PVTHost(FLattenBackbone):
-    """PVT (``version = 1``) and PVTv2 (2): they differ in patch embeddings (PVTv2's overlap, PVT's
-    have absolute position embeddings), the MLP, and PVTv2's LayerNorm ending every stage."""
+    """PVT and PVTv2, which differ in four choices (named as mmdet's PyramidVisionTransformer
+    names them): overlapping patch embeddings, absolute position embeddings, a depthwise conv in
+    the MLP and a LayerNorm ending every stage."""
 
     arch_keys = ('embed_dims', 'depths', 'num_heads', 'mlp_ratios')
     optional_arch_keys = ('attn_types', 'sr_ratios', 'pretrain_img_size')
     out_norm_eps = 1e-6
-    version = 1
+    overlap_patch_embed = False  # True: kernel 2 * stride - 1, padded; False: kernel = stride
+    use_abs_pos_embed = True
+    use_conv_ffn = False
+    norm_after_stage = False
 
     def build_layers(self, *, in_channels, drop_rate):
         settings, grids = self.arch_settings, self.grids
         dims = self.embed_dims = list(settings['embed_dims'])
         sr_ratios = settings.get('sr_ratios', [8, 4, 2, 1][-self.num_stages:])
-        v2 = self.version == 2
+        overlap = self.overlap_patch_embed
 
         def embed(i):
             stride = 4 if i == 0 else 2
-            kernel = 2 * stride - 1 if v2 else stride
+            kernel = 2 * stride - 1 if overlap else stride
             return ConvPatchEmbed(in_channels if i == 0 else dims[i - 1], dims[i],
                                   kernel_size=kernel, stride=stride,
-                                  padding=kernel // 2 if v2 else 0, norm_cfg=self.norm_cfg,
-                                  pos_hw=None if v2 else grids[i], drop_rate=drop_rate)
+                                  padding=kernel // 2 if overlap else 0, norm_cfg=self.norm_cfg,
+                                  pos_hw=grids[i] if self.use_abs_pos_embed else None,
+                                  drop_rate=drop_rate)
 
         self.patch_embed = embed(0)
         self.stages = nn.ModuleList(
             TokenStage([pvt_block(dims[i], num_heads=settings['num_heads'][i],
                                  mlp_ratio=settings['mlp_ratios'][i], attn_type=self.attn_types[i],
-                                 pos_hw=grids[i], sr_ratio=sr_ratios[i], conv_mlp=v2,
+                                 pos_hw=grids[i], sr_ratio=sr_ratios[i],
+                                 conv_mlp=self.use_conv_ffn,
                                  drop_path_rate=rate, **self.block_options) for rate in rates],
                        downsample=embed(i) if i else None,
-                       norm=build_norm(self.norm_cfg, dims[i], eps=1e-6) if v2 else None)
+                       norm=build_norm(self.norm_cfg, dims[i], eps=1e-6)
+                       if self.norm_after_stage else None)
             for i, rates in enumerate(self.drop_path_rates))
 
     def init_module(self, module):
@@ -87,7 +94,6 @@ class FLattenPVT(_PVTHost):
         'medium': dict(_PVT_COMMON, depths=[3, 4, 18, 3]),
         'large': dict(_PVT_COMMON, depths=[3, 8, 27, 3]),
     }
-    version = 1
 
 
 @register_backbone
@@ -109,5 +115,8 @@ class FLattenPVTv2(_PVTHost):
         'b4': dict(_PVT_COMMON, depths=[3, 8, 27, 3]),
         'b5': dict(_PVT_COMMON, depths=[3, 6, 40, 3], mlp_ratios=[4, 4, 4, 4]),
     }
-    version = 2
+    overlap_patch_embed = True
+    use_abs_pos_embed = False
+    use_conv_ffn = True
+    norm_after_stage = True
     has_final_norm = False
