@@ -84,7 +84,7 @@ class DenseBackbone(Fusable, NoWeightDecay, BaseModule):
     """Base of every backbone: maps at strides 4/8/16/32 for any input size.
 
     A family sets :attr:`arch_zoo` (named archs), :attr:`arch_keys` (what a custom arch dict must
-    give; ``depths`` among them) and :attr:`optional_arch_keys`, builds its stem (the module named
+    give; ``depths`` among them), :attr:`optional_arch_keys` and :attr:`arch_defaults`, builds its stem (the module named
     :attr:`stem_name`) and ``stages`` (:class:`Stage` modules, all of one layout), sets
     :attr:`embed_dims` (channels per stage) and may ask for output norms
     (:meth:`build_output_norms`). The forward is the same for every family: the stem, then each
@@ -106,6 +106,8 @@ class DenseBackbone(Fusable, NoWeightDecay, BaseModule):
     arch_zoo: Dict[str, dict] = {}
     arch_keys: Tuple[str, ...] = ('depths', )
     optional_arch_keys: Tuple[str, ...] = ()
+    #: optional arch keys with one default for every arch (the arch table's only statement of it)
+    arch_defaults: Dict[str, object] = {}
     #: the attribute holding the stem, which checkpoints name: an image -> the first stage's input
     #: (a map in the stages' layout, or tokens and their map's shape from a patch embedding)
     stem_name = 'patch_embed'
@@ -146,12 +148,12 @@ class DenseBackbone(Fusable, NoWeightDecay, BaseModule):
         """The settings of ``arch``: a copy of a named arch, or a checked custom dict (required
         keys present, no unknown key, every per-stage list as long as ``depths``)."""
         name = cls.__name__
-        valid = list(cls.arch_keys) + list(cls.optional_arch_keys)
+        valid = list(cls.arch_keys) + list(cls.optional_arch_keys) + list(cls.arch_defaults)
         if isinstance(arch, str):
             if arch.lower() not in cls.arch_zoo:
                 raise ArchError(f'Unknown {name} arch {arch!r}. Valid names: '
                                f'{", ".join(cls.arch_zoo)}; or pass a dict with keys {valid}.')
-            return dict(cls.arch_zoo[arch.lower()])
+            return dict(cls.arch_defaults, **cls.arch_zoo[arch.lower()])
         if not isinstance(arch, dict):
             raise TypeError(f'{name} arch must be a name or a dict, got {type(arch).__name__}.')
         missing = [key for key in cls.arch_keys if key not in arch]
@@ -160,7 +162,7 @@ class DenseBackbone(Fusable, NoWeightDecay, BaseModule):
             problems = [f'{kind} {keys}' for kind, keys in (('missing', missing),
                                                             ('unknown', unknown)) if keys]
             raise ArchError(f'{name} arch dict: {"; ".join(problems)}. Required keys: '
-                            f'{list(cls.arch_keys)}; optional: {list(cls.optional_arch_keys)}.')
+                            f'{list(cls.arch_keys)}; optional: {valid[len(cls.arch_keys):]}.')
         depths = arch['depths']
         if not isinstance(depths, (list, tuple)) or not depths or \
                 not all(isinstance(d, int) and d > 0 for d in depths):
@@ -170,7 +172,7 @@ class DenseBackbone(Fusable, NoWeightDecay, BaseModule):
         if uneven:
             raise ValueError(f'{name} arch lists must give one value per stage ({len(depths)} '
                              f'stages, from depths); lengths: {uneven}.')
-        return dict(arch)
+        return dict(cls.arch_defaults, **arch)
 
     def _check_out_indices(self, out_indices) -> Tuple[int, ...]:
         name, n = type(self).__name__, self.num_stages

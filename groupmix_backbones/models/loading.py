@@ -15,8 +15,8 @@ class CheckpointMismatchError(ValueError):
 
 def _arch_text(backbone) -> str:
     arch = backbone.arch_settings
-    for name, settings in backbone.arch_zoo.items():
-        if settings == arch:
+    for name in backbone.arch_zoo:
+        if backbone.resolve_arch(name) == arch:
             return f"{type(backbone).__name__}(arch='{name}')"
     return f'{type(backbone).__name__}(arch={arch})'
 

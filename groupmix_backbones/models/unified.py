@@ -69,7 +69,7 @@ class UnifiedBackbone(DenseBackbone):
     Args:
         arch (str | dict): ``micro``, ``tiny``, ``small``, ``base`` (the released models), or a
             dict with ``embed_dims``, ``depths`` and the mixer's keys (:attr:`arch_keys`, optional
-            :attr:`optional_arch_keys`).
+            :attr:`arch_defaults`).
         layer_scale_init_value (float): Initial layer scale of both branches of every block
             (official 1e-6); 0 builds none.
         pretrain_img_size (int): The size the grids that depend on it were trained at (U-PVT's
@@ -184,19 +184,19 @@ class UnifiedHaloNet(UnifiedBackbone):
     real map is masked; relative tables saved for another window are resized on load.
 
     ``arch``: ``micro``, ``tiny``, ``small``, ``base`` or a dict with ``embed_dims``, ``depths``,
-    ``num_heads`` and optionally ``block_size`` (7) and ``halo_size`` (3). Other arguments:
+    ``num_heads`` and optionally ``block_size`` and ``halo_size``. Other arguments:
     :class:`UnifiedBackbone`.
     """
 
-    arch_zoo = _sizes(dict(block_size=7, halo_size=3), **_LOCAL_ATTENTION)
+    arch_zoo = _LOCAL_ATTENTION
     arch_keys = ('embed_dims', 'depths', 'num_heads')
-    optional_arch_keys = ('block_size', 'halo_size')
+    arch_defaults = dict(block_size=7, halo_size=3)
 
     def build_mixer(self, stage, index, dim):
         settings = self.arch_settings
         return HaloAttention(dim, num_heads=settings['num_heads'][stage],
-                             block_size=settings.get('block_size', 7),
-                             halo_size=settings.get('halo_size', 3))
+                             block_size=settings['block_size'],
+                             halo_size=settings['halo_size'])
 
 
 @register_backbone
@@ -206,18 +206,18 @@ class UnifiedSwin(UnifiedBackbone):
     padding masked.
 
     ``arch``: ``micro``, ``tiny``, ``small``, ``base`` or a dict with ``embed_dims``, ``depths``,
-    ``num_heads`` and optionally ``window_size`` (7). Other arguments: :class:`UnifiedBackbone`.
+    ``num_heads`` and optionally ``window_size``. Other arguments: :class:`UnifiedBackbone`.
     """
 
-    arch_zoo = _sizes(dict(window_size=7), **_LOCAL_ATTENTION)
+    arch_zoo = _LOCAL_ATTENTION
     arch_keys = ('embed_dims', 'depths', 'num_heads')
-    optional_arch_keys = ('window_size', )
+    arch_defaults = dict(window_size=7)
     block_norm_eps = 1e-6
 
     def build_mixer(self, stage, index, dim):
         settings = self.arch_settings
         return ShiftedWindowAttention(dim, num_heads=settings['num_heads'][stage],
-                                      window_size=settings.get('window_size', 7),
+                                      window_size=settings['window_size'],
                                       shifted=index % 2 == 1)
 
 
@@ -227,20 +227,19 @@ class UnifiedConvNeXt(UnifiedBackbone):
     unified (transformer-style) block, unlike ConvNeXt's own block.
 
     ``arch``: ``micro``, ``tiny``, ``small``, ``base`` or a dict with ``embed_dims``, ``depths`` and
-    optionally ``kernel_size`` (7). Other arguments: :class:`UnifiedBackbone`.
+    optionally ``kernel_size``. Other arguments: :class:`UnifiedBackbone`.
     """
 
-    arch_zoo = _sizes(
-        dict(kernel_size=7),
+    arch_zoo = dict(
         micro=dict(embed_dims=_widths(32), depths=[3, 3, 8, 3]),
         tiny=dict(embed_dims=_widths(96), depths=[2, 2, 9, 2]),
         small=dict(embed_dims=_widths(96), depths=[2, 2, 24, 2]),
         base=dict(embed_dims=_widths(128), depths=[2, 2, 24, 2]))
-    optional_arch_keys = ('kernel_size', )
+    arch_defaults = dict(kernel_size=7)
     block_norm_eps = 1e-6
 
     def build_mixer(self, stage, index, dim):
-        return DepthwiseConvMixer(dim, kernel_size=self.arch_settings.get('kernel_size', 7))
+        return DepthwiseConvMixer(dim, kernel_size=self.arch_settings['kernel_size'])
 
 
 @register_backbone
@@ -251,20 +250,19 @@ class UnifiedInternImage(UnifiedBackbone):
     through ``grid_sample``.
 
     ``arch``: ``micro``, ``tiny``, ``small``, ``base`` or a dict with ``embed_dims``, ``depths``,
-    ``num_heads`` and optionally ``kernel_size`` (3, the depthwise conv) and ``points`` (9, a
-    square). Other arguments: :class:`UnifiedBackbone`.
+    ``num_heads`` and optionally ``kernel_size`` (of the depthwise conv) and ``points`` (a square
+    number). Other arguments: :class:`UnifiedBackbone`.
     """
 
-    arch_zoo = _sizes(
-        dict(kernel_size=3, points=9),
+    arch_zoo = dict(
         micro=dict(embed_dims=_widths(32), depths=[2, 2, 9, 2], num_heads=[2, 4, 8, 16]),
         tiny=dict(embed_dims=_widths(64), depths=[4, 4, 18, 4], num_heads=[4, 8, 16, 32]),
         small=dict(embed_dims=_widths(80), depths=[4, 4, 21, 4], num_heads=[5, 10, 20, 40]),
         base=dict(embed_dims=_widths(112), depths=[4, 4, 21, 4], num_heads=[7, 14, 28, 56]))
     arch_keys = ('embed_dims', 'depths', 'num_heads')
-    optional_arch_keys = ('kernel_size', 'points')
+    arch_defaults = dict(kernel_size=3, points=9)
 
     def build_mixer(self, stage, index, dim):
         settings = self.arch_settings
         return DCNv3(dim, num_heads=settings['num_heads'][stage],
-                     kernel_size=settings.get('kernel_size', 3), points=settings.get('points', 9))
+                     kernel_size=settings['kernel_size'], points=settings['points'])

@@ -113,7 +113,7 @@ class FLattenBackbone(DenseBackbone):
             attention), ``pretrain_img_size`` the size its learned position encodings are laid
             out for.
         in_channels (int): Input channels. Defaults to 3.
-        pretrain_img_size (int, optional): Overrides the arch's (224); at least 32. Other input
+        pretrain_img_size (int, optional): Overrides the arch's; at least 32. Other input
             sizes interpolate the position encodings; checkpoints of other sizes load resized.
         qkv_bias (bool): Bias of the q, k, v projections. Defaults to True.
         focusing_factor (float): Power of the focused kernel. Defaults to 3.
@@ -128,6 +128,7 @@ class FLattenBackbone(DenseBackbone):
     """
 
     default_attn_types = None  # linear everywhere
+    arch_defaults = dict(pretrain_img_size=224)
     out_norm_eps = 1e-5
     has_final_norm = True
 
@@ -145,7 +146,7 @@ class FLattenBackbone(DenseBackbone):
         if not isinstance(attn_types, str) or len(attn_types) != n or set(attn_types) - set('LS'):
             raise ValueError(f'{name} attn_types must give L (focused linear) or S (softmax) for '
                              f'each of the {n} stages, got {attn_types!r}.')
-        size = pretrain_img_size or settings.get('pretrain_img_size', 224)
+        size = pretrain_img_size or settings['pretrain_img_size']
         if not isinstance(size, int) or size < 2 ** (n + 1):
             raise ValueError(f'{name} pretrain_img_size must be an int of at least {2 ** (n + 1)} '
                              f'(one token in the last stage), got {size!r}.')

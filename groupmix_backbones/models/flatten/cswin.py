@@ -120,7 +120,7 @@ class FLattenCSWin(FLattenBackbone):
     ``arch``: ``tiny`` (default), ``small``, ``base`` (224) or ``base_384`` (official 384
     model), or a dict with ``embed_dims`` (stage-1 channels, doubled per stage), ``depths``,
     ``num_heads``, ``split_sizes`` (per stage) and optionally ``attn_types`` (``'LLSS'``),
-    ``mlp_ratio`` (4) and ``pretrain_img_size`` (224). The other arguments:
+    ``mlp_ratio`` and ``pretrain_img_size`` (:attr:`arch_defaults`). The other arguments:
     :class:`~groupmix_backbones.models.flatten.common.FLattenBackbone`.
 
     A block attends over the whole map (one branch) in the last stage and where the split size is
@@ -130,17 +130,17 @@ class FLattenCSWin(FLattenBackbone):
 
     arch_zoo = {
         'tiny': dict(embed_dims=64, depths=[2, 4, 18, 1],
-                     num_heads=[2, 4, 8, 16], split_sizes=[56, 28, 7, 7], attn_types='LLSS',
-                     pretrain_img_size=224),
+                     num_heads=[2, 4, 8, 16], split_sizes=[56, 28, 7, 7], attn_types='LLSS'),
         'small': dict(embed_dims=64, depths=[2, 4, 32, 2], num_heads=[2, 4, 8, 16],
-                      split_sizes=[56, 28, 7, 7], attn_types='LLSS', pretrain_img_size=224),
+                      split_sizes=[56, 28, 7, 7], attn_types='LLSS'),
         'base': dict(embed_dims=96, depths=[3, 6, 29, 2], num_heads=[4, 8, 16, 32],
-                     split_sizes=[56, 28, 7, 7], attn_types='LLSS', pretrain_img_size=224),
+                     split_sizes=[56, 28, 7, 7], attn_types='LLSS'),
         'base_384': dict(embed_dims=96, depths=[3, 6, 29, 2], num_heads=[4, 8, 16, 32],
                          split_sizes=[96, 48, 12, 12], attn_types='LLSS', pretrain_img_size=384),
     }
     arch_keys = ('embed_dims', 'depths', 'num_heads', 'split_sizes')
-    optional_arch_keys = ('attn_types', 'mlp_ratio', 'pretrain_img_size')
+    optional_arch_keys = ('attn_types', )
+    arch_defaults = dict(FLattenBackbone.arch_defaults, mlp_ratio=4.)
 
     default_attn_types = 'LLSS'
 
@@ -154,7 +154,7 @@ class FLattenCSWin(FLattenBackbone):
             TokenStage([CSWinBlock(dims[i], num_heads=settings['num_heads'][i],
                                    attn_type=self.attn_types[i], split_size=splits[i],
                                    whole_map=i == last or splits[i] >= grids[i][0], pos_hw=grids[i],
-                                   mlp_ratio=settings.get('mlp_ratio', 4.), drop_path_rate=rate,
+                                   mlp_ratio=settings['mlp_ratio'], drop_path_rate=rate,
                                    **self.block_options) for rate in rates],
                        downsample=ConvPatchEmbed(dims[i - 1], dims[i], kernel_size=3, stride=2,
                                                  padding=1, norm_cfg=norm_cfg) if i else None)

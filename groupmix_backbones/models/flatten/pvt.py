@@ -28,7 +28,7 @@ class _PVTHost(FLattenBackbone):
     the MLP and a LayerNorm ending every stage."""
 
     arch_keys = ('embed_dims', 'depths', 'num_heads', 'mlp_ratios')
-    optional_arch_keys = ('attn_types', 'sr_ratios', 'pretrain_img_size')
+    optional_arch_keys = ('attn_types', 'sr_ratios')
     out_norm_eps = 1e-6
     overlap_patch_embed = False  # True: kernel 2 * stride - 1, padded; False: kernel = stride
     use_abs_pos_embed = True
@@ -72,7 +72,7 @@ class _PVTHost(FLattenBackbone):
 
 
 _PVT_COMMON = dict(embed_dims=[64, 128, 320, 512], num_heads=[1, 2, 5, 8], mlp_ratios=[8, 8, 4, 4],
-                   attn_types='LLLL', sr_ratios=[8, 4, 2, 1], pretrain_img_size=224)
+                   attn_types='LLLL', sr_ratios=[8, 4, 2, 1])
 
 
 @register_backbone

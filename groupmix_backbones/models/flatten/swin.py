@@ -30,7 +30,8 @@ class FLattenSwin(FLattenBackbone):
     windows 7) or ``base_384`` (official 384 fine-tuned model: window 96 -> softmax windows 12),
     or a dict with ``embed_dims`` (stage-1 channels, doubled per stage), ``depths``,
     ``num_heads``, ``window_size`` (softmax windows) and optionally ``attn_types`` (``'LLSS'``),
-    ``mlp_ratio`` (4) and ``pretrain_img_size`` (224; the window clipping follows it). The other
+    ``mlp_ratio`` and ``pretrain_img_size`` (the window clipping follows it; defaults:
+    :attr:`arch_defaults`). The other
     arguments: :class:`~groupmix_backbones.models.flatten.common.FLattenBackbone`.
 
     Linear-attention stages attend over the whole map (the released 56 / 96 windows equal the
@@ -41,16 +42,17 @@ class FLattenSwin(FLattenBackbone):
 
     arch_zoo = {
         'tiny': dict(embed_dims=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24], window_size=7,
-                     attn_types='LLSS', pretrain_img_size=224),
+                     attn_types='LLSS'),
         'small': dict(embed_dims=96, depths=[2, 2, 18, 2], num_heads=[3, 6, 12, 24], window_size=7,
-                      attn_types='LLSS', pretrain_img_size=224),
+                      attn_types='LLSS'),
         'base': dict(embed_dims=128, depths=[2, 2, 18, 2], num_heads=[4, 8, 16, 32], window_size=7,
-                     attn_types='LLSS', pretrain_img_size=224),
+                     attn_types='LLSS'),
         'base_384': dict(embed_dims=128, depths=[2, 2, 18, 2], num_heads=[4, 8, 16, 32],
                          window_size=12, attn_types='LLSS', pretrain_img_size=384),
     }
     arch_keys = ('embed_dims', 'depths', 'num_heads', 'window_size')
-    optional_arch_keys = ('attn_types', 'mlp_ratio', 'pretrain_img_size')
+    optional_arch_keys = ('attn_types', )
+    arch_defaults = dict(FLattenBackbone.arch_defaults, mlp_ratio=4.)
 
     default_attn_types = 'LLSS'
 
@@ -64,7 +66,7 @@ class FLattenSwin(FLattenBackbone):
                                   attn_type=self.attn_types[i],
                                   window_size=min(settings['window_size'], grids[i][0]),
                                   shifted=j % 2 == 1, pos_hw=grids[i],
-                                  mlp_ratio=settings.get('mlp_ratio', 4.), drop_path_rate=rate,
+                                  mlp_ratio=settings['mlp_ratio'], drop_path_rate=rate,
                                   **self.block_options)
                         for j, rate in enumerate(rates)],
                        downsample=PatchMerging(dims[i - 1], dims[i],
