@@ -38,8 +38,8 @@ import torch.nn.functional as F
 from ..registry import register_backbone
 from .base import DenseBackbone, TokenStage
 from .layers import (GridPositionEmbedding, Mlp, build_norm, check_heads, drop_path,
-                     image_to_tokens, pad_to_multiple, shifted_window_mask, softmax_attention,
-                     tokens_to_image, window_partition, window_reverse)
+                     fan_out_normal_, image_to_tokens, pad_to_multiple, shifted_window_mask,
+                     softmax_attention, tokens_to_image, window_partition, window_reverse)
 
 WINDOW_SIZE = 7  # the local windows of the hybrid-scale attention
 # per shrink ratio: the fractions of the sorted tokens (least significant first) and the size of
@@ -404,10 +404,7 @@ class SGFormer(DenseBackbone):
         unit norms, and the sine-cosine position embedding."""
         super().init_module(module)
         if isinstance(module, nn.Conv2d):
-            fan_out = module.kernel_size[0] * module.kernel_size[1] * module.out_channels
-            nn.init.normal_(module.weight, 0, (2.0 / (fan_out // module.groups)) ** 0.5)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
+            fan_out_normal_(module)
         elif isinstance(module, nn.GroupNorm):
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)

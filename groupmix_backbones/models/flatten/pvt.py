@@ -3,7 +3,8 @@ import torch.nn as nn
 
 from ...registry import register_backbone
 from ..base import TokenStage
-from ..layers import ConvPatchEmbed, PreNormBlock, SpatialReductionAttention, build_norm
+from ..layers import (ConvPatchEmbed, PreNormBlock, SpatialReductionAttention, build_norm,
+                      fan_out_normal_)
 from .common import FLattenBackbone, ProjectedLinearAttention
 
 
@@ -64,11 +65,8 @@ class _PVTHost(FLattenBackbone):
 
     def init_module(self, module):
         super().init_module(module)
-        if isinstance(module, nn.Conv2d):  # fan-out normal, as the official PVTv2
-            fan_out = module.kernel_size[0] * module.kernel_size[1] * module.out_channels
-            nn.init.normal_(module.weight, 0, (2.0 / (fan_out // module.groups)) ** 0.5)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
+        if isinstance(module, nn.Conv2d):  # as the official PVTv2
+            fan_out_normal_(module)
 
 
 _PVT_COMMON = dict(embed_dims=[64, 128, 320, 512], num_heads=[1, 2, 5, 8], mlp_ratios=[8, 8, 4, 4],

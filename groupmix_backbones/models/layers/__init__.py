@@ -7,6 +7,7 @@ from .deformable import DCNv3, deformable_sample, kernel_grid
 from .drop import drop_path, drop_path_schedule
 from .embed import ConvPatchEmbed, GridPositionEmbedding, PatchMerging
 from .fuse import Fusable, fold_bn, fuse_modules
+from .init import fan_out_normal_
 from .halo import HaloAttention, halo_key_mask, halo_relative_index, make_divisible
 from .mlp import Mlp
 from .norm import build_norm
@@ -19,7 +20,7 @@ __all__ = [
     'check_heads', 'relative_position_index', 'shifted_window_mask', 'softmax_attention',
     'size_cache', 'DCNv3', 'deformable_sample', 'kernel_grid', 'drop_path', 'drop_path_schedule',
     'ConvPatchEmbed', 'GridPositionEmbedding', 'PatchMerging', 'Fusable', 'fold_bn',
-    'fuse_modules', 'HaloAttention',
+    'fuse_modules', 'fan_out_normal_', 'HaloAttention',
     'halo_key_mask', 'halo_relative_index', 'make_divisible', 'Mlp',
     'build_norm', 'SavedGrids',
     'adapt_saved_grids', 'image_to_tokens', 'pad_for_strided_conv', 'pad_to_multiple',
