@@ -4,8 +4,8 @@ import torch.nn as nn
 
 from ...registry import register_backbone
 from ..base import TokenStage
-from ..layers import (MASK_VALUE, ConvPatchEmbed, Mlp, build_norm, check_heads, drop_path,
-                      image_to_tokens, pad_to_multiple, softmax_attention, window_partition,
+from ..layers import (ConvPatchEmbed, Mlp, build_norm, check_heads, drop_path, image_to_tokens,
+                      key_mask, pad_to_multiple, real_map, softmax_attention, window_partition,
                       window_reverse)
 from .common import FLattenBackbone, FocusedLinearAttention
 
@@ -58,11 +58,9 @@ class CSWinStripeAttention(nn.Module):
                          for t in (q, k, v, lepe))  # (B, nW, heads, n, d)
         mask = None
         if padded_hw != (H, W):
-            rows = torch.arange(padded_hw[0], device=q.device)[:, None] < H
-            cols = torch.arange(padded_hw[1], device=q.device)[None, :] < W
-            valid = window_partition((rows & cols)[None, :, :, None], window)[..., 0]  # (nW, n)
-            mask = torch.zeros(valid.shape, device=q.device, dtype=q.dtype).masked_fill(
-                ~valid, MASK_VALUE)[:, None, None, :]
+            valid = window_partition(real_map((H, W), padded_hw, q.device)[None, :, :, None],
+                                     window)[..., 0]  # (nW, n)
+            mask = key_mask(valid, q.dtype)[:, None, None, :]
         out = softmax_attention(q, k, v, mask=mask,
                                 dropout_p=self.attn_drop if self.training else 0.) + lepe
         out = window_reverse(out.transpose(2, 3).reshape(B * num_windows, n, C), window, padded_hw)

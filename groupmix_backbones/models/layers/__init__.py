@@ -1,7 +1,7 @@
 """Layers that more than one family uses. Family files import from here, never from each other."""
 from .attention import (MASK_VALUE, ShiftedWindowAttention, SpatialReductionAttention, check_heads,
-                        relative_position_index, shifted_window_mask, size_cache,
-                        softmax_attention)
+                        key_mask, real_map, relative_position_index, shifted_window_mask,
+                        size_cache, softmax_attention)
 from .block import PreNormBlock
 from .deformable import DCNv3, deformable_sample, kernel_grid
 from .drop import drop_path, drop_path_schedule
@@ -17,7 +17,7 @@ from .shape import (SavedGrids, adapt_saved_grids, image_to_tokens, pad_for_stri
 
 __all__ = [
     'MASK_VALUE', 'PreNormBlock', 'ShiftedWindowAttention', 'SpatialReductionAttention',
-    'check_heads', 'relative_position_index', 'shifted_window_mask', 'softmax_attention',
+    'check_heads', 'key_mask', 'real_map', 'relative_position_index', 'shifted_window_mask', 'softmax_attention',
     'size_cache', 'DCNv3', 'deformable_sample', 'kernel_grid', 'drop_path', 'drop_path_schedule',
     'ConvPatchEmbed', 'GridPositionEmbedding', 'PatchMerging', 'Fusable', 'fold_bn',
     'fuse_modules', 'fan_out_normal_', 'HaloAttention',

@@ -60,6 +60,19 @@ def relative_position_index(window_size: int, device: torch.device) -> torch.Ten
 
 
 @size_cache
+def real_map(hw_shape, padded_hw, device) -> torch.Tensor:
+    """(Hp, Wp) boolean of a map padded at the bottom and right: True on the real ``hw_shape``."""
+    rows, cols = (torch.arange(size, device=device) for size in padded_hw)
+    return (rows[:, None] < hw_shape[0]) & (cols[None, :] < hw_shape[1])
+
+
+def key_mask(valid: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """The additive attention mask of a boolean of visible keys: 0 where visible, MASK_VALUE
+    elsewhere (every padded-key mask of the package is built through here)."""
+    return torch.zeros(valid.shape, device=valid.device, dtype=dtype).masked_fill(~valid,
+                                                                                   MASK_VALUE)
+
+
 def shifted_window_mask(hw_shape, padded_hw, window_size: int, shift: int, device):
     """(num_windows, w*w, w*w) additive mask of Swin's shifted windows on a map padded to window
     multiples: keys of other shift regions and padded keys are masked; None when every window is
@@ -68,7 +81,7 @@ def shifted_window_mask(hw_shape, padded_hw, window_size: int, shift: int, devic
     if not shift and (H, W) == (Hp, Wp):
         return None
     rows, cols = torch.arange(Hp, device=device), torch.arange(Wp, device=device)
-    valid = (rows[:, None] < H) & (cols[None, :] < W)
+    valid = real_map((H, W), (Hp, Wp), device)
     region = torch.zeros(Hp, Wp, device=device, dtype=torch.long)
     if shift:  # regions of the rolled map: [0, P-w), [P-w, P-shift), [P-shift, P) on each axis
         row_id = (rows >= Hp - w).long() + (rows >= Hp - shift).long()
@@ -77,8 +90,7 @@ def shifted_window_mask(hw_shape, padded_hw, window_size: int, shift: int, devic
         valid = valid.roll((-shift, -shift), dims=(0, 1))
     region = window_partition(region[None, :, :, None], w)[..., 0]  # (nW, w*w)
     valid = window_partition(valid[None, :, :, None], w)[..., 0]
-    blocked = (region[:, :, None] != region[:, None, :]) | ~valid[:, None, :]
-    return torch.zeros(blocked.shape, device=device).masked_fill(blocked, MASK_VALUE)
+    return key_mask((region[:, :, None] == region[:, None, :]) & valid[:, None, :])
 
 
 class ShiftedWindowAttention(SavedGrids, nn.Module):

@@ -5,7 +5,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .attention import MASK_VALUE, check_heads, size_cache, softmax_attention
+from .attention import check_heads, key_mask, size_cache, softmax_attention
 from .shape import SavedGrids, pad_to_multiple
 
 
@@ -36,8 +36,7 @@ def halo_key_mask(hw_shape, block_size: int, halo_size: int, device: torch.devic
                torch.arange(win, device=device))
         valid.append((pos >= 0) & (pos < size))
     valid = valid[0][:, None, :, None] & valid[1][None, :, None, :]  # (nh, nw, win, win)
-    mask = torch.zeros(valid.shape, device=device, dtype=dtype).masked_fill(~valid, MASK_VALUE)
-    return mask.reshape(-1, 1, 1, win * win)
+    return key_mask(valid, dtype).reshape(-1, 1, 1, win * win)
 
 
 class HaloAttention(SavedGrids, nn.Module):
