@@ -17,6 +17,10 @@ DIGESTS = json.load(open(osp.join(DATA, 'main-5d88427_state_keys.json')))
 
 def build(name, arch, device='cpu'):
     cls = getattr(groupmix_backbones, name)
+    if isinstance(arch, dict) and isinstance(arch.get('embed_dims'), int):
+        # saved when FLatten-Swin/CSWin took the stage-1 width (doubled per stage)
+        widths = [arch['embed_dims'] * 2 ** i for i in range(len(arch['depths']))]
+        arch = dict(arch, embed_dims=widths)
     kwargs = {} if name == 'FLattenPVTv2' else dict(final_norm=True)
     with torch.device(device):
         return cls(arch=arch, **kwargs)

@@ -19,9 +19,9 @@ TINY = {
                      mlp_ratios=[2, 2, 2, 2], pretrain_img_size=64),
     FLattenPVTv2: dict(embed_dims=[16, 32, 32, 64], depths=[1, 1, 1, 1], num_heads=[1, 2, 2, 4],
                        mlp_ratios=[2, 2, 2, 2], pretrain_img_size=64),
-    FLattenSwin: dict(embed_dims=8, depths=[1, 2, 2, 1], num_heads=[1, 2, 2, 4], window_size=3,
-                      pretrain_img_size=64),
-    FLattenCSWin: dict(embed_dims=8, depths=[1, 1, 2, 1], num_heads=[2, 2, 4, 4],
+    FLattenSwin: dict(embed_dims=[8, 16, 32, 64], depths=[1, 2, 2, 1], num_heads=[1, 2, 2, 4],
+                      window_size=3, pretrain_img_size=64),
+    FLattenCSWin: dict(embed_dims=[8, 16, 32, 64], depths=[1, 1, 2, 1], num_heads=[2, 2, 4, 4],
                        split_sizes=[16, 8, 2, 2], pretrain_img_size=64),
 }
 HOSTS = list(TINY)
@@ -130,7 +130,11 @@ def test_errors_say_what_is_valid():
     with pytest.raises(KeyError, match='Valid names: b0, b1, b2, b3, b4, b5'):
         FLattenPVTv2(arch='b6')
     with pytest.raises(KeyError, match=r"missing \['num_heads', 'split_sizes'\]"):
-        FLattenCSWin(arch=dict(embed_dims=16, depths=[1, 1, 1, 1]))
+        FLattenCSWin(arch=dict(embed_dims=[16, 32, 64, 128], depths=[1, 1, 1, 1]))
+    with pytest.raises(ValueError, match=r'embed_dims must give the channels of each stage, '
+                                         r'e\.g\. \[96, 192, 384, 768\], got 96'):
+        FLattenSwin(arch=dict(embed_dims=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24],
+                              window_size=7))
     with pytest.raises(ValueError, match='attn_types'):
         FLattenPVT(arch=dict(TINY[FLattenPVT], attn_types='LLX'))
     with pytest.raises(ValueError, match='whole-map'):
@@ -241,7 +245,7 @@ def test_checkpoint_of_another_pretraining_size_loads_resized():
     """A 224 checkpoint loads into the 384 setting (as the released 384 fine-tunes start):
     the key position encodings and relative position tables are interpolated, not dropped."""
     from mmengine.runner.checkpoint import load_state_dict
-    arch = dict(embed_dims=32, depths=[1, 2, 1, 1], num_heads=[1, 2, 4, 8])
+    arch = dict(embed_dims=[32, 64, 128, 256], depths=[1, 2, 1, 1], num_heads=[1, 2, 4, 8])
     src = FLattenSwin(arch=dict(arch, window_size=7), pretrain_img_size=224)
     dst = FLattenSwin(arch=dict(arch, window_size=12), pretrain_img_size=384)
     state = {k: torch.randn_like(v) for k, v in src.state_dict().items()}

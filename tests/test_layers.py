@@ -51,9 +51,9 @@ class CallRecorder(TorchFunctionMode):
 
 
 @pytest.mark.parametrize('cls,arch', [
-    (FLattenSwin, dict(embed_dims=8, depths=[1, 2, 2, 1], num_heads=[1, 2, 2, 4], window_size=3,
-                       pretrain_img_size=64)),
-    (FLattenCSWin, dict(embed_dims=8, depths=[1, 1, 2, 1], num_heads=[2, 2, 4, 4],
+    (FLattenSwin, dict(embed_dims=[8, 16, 32, 64], depths=[1, 2, 2, 1], num_heads=[1, 2, 2, 4],
+                       window_size=3, pretrain_img_size=64)),
+    (FLattenCSWin, dict(embed_dims=[8, 16, 32, 64], depths=[1, 1, 2, 1], num_heads=[2, 2, 4, 4],
                         split_sizes=[16, 8, 2, 2], pretrain_img_size=64))])
 def test_window_and_stripe_attention_call_sdpa_in_4d(cls, arch):
     """PyTorch's fused kernels take (batch, heads, tokens, channels) only."""

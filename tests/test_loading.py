@@ -95,7 +95,7 @@ def test_checkpoint_of_another_arch_says_what_matched(tmp_path):
 
 def test_checkpoint_of_another_family_fails_even_when_not_strict(tmp_path):
     checkpoint = classifier_checkpoint(tmp_path, FLattenSwin(arch=dict(
-        embed_dims=8, depths=[1, 1, 1, 1], num_heads=[1, 2, 2, 4], window_size=3,
+        embed_dims=[8, 16, 32, 64], depths=[1, 1, 1, 1], num_heads=[1, 2, 2, 4], window_size=3,
         pretrain_img_size=64)))
     wrapper = torch.nn.ModuleDict(dict(backbone=GroupMixFormer(arch=GMF)))
     with pytest.raises(CheckpointMismatchError, match=r'0 of \d+ tensors match'):
@@ -168,9 +168,9 @@ def test_groupmixformer_num_heads_option(num_heads):
 
 
 def test_flatten_norm_cfg_reaches_every_token_norm():
-    model = FLattenSwin(arch=dict(embed_dims=8, depths=[1, 1, 1, 1], num_heads=[1, 2, 2, 4],
-                                  window_size=3, pretrain_img_size=64), final_norm=True,
-                        norm_cfg=dict(type='LN', eps=1e-3))
+    model = FLattenSwin(arch=dict(embed_dims=[8, 16, 32, 64], depths=[1, 1, 1, 1],
+                                  num_heads=[1, 2, 2, 4], window_size=3, pretrain_img_size=64),
+                        final_norm=True, norm_cfg=dict(type='LN', eps=1e-3))
     norms = [m for m in model.modules() if isinstance(m, torch.nn.LayerNorm)]
     assert len(norms) == 1 + 4 * 2 + 3 + 1 and all(m.eps == 1e-3 for m in norms)
     pvt = FLattenPVT(arch=PVT)  # official eps per place without an eps in norm_cfg

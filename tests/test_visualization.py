@@ -27,9 +27,9 @@ SMALL_ARCHS = {  # one block per stage (two in a shifted Swin stage), 64 px pre-
                      mlp_ratios=[2, 2, 2, 2], attn_types='LLSS', pretrain_img_size=64),
     FLattenPVTv2: dict(embed_dims=[16, 32, 40, 48], depths=[1, 1, 1, 1], num_heads=[1, 2, 2, 2],
                        mlp_ratios=[2, 2, 2, 2], pretrain_img_size=64),
-    FLattenSwin: dict(embed_dims=16, depths=[1, 1, 2, 1], num_heads=[1, 2, 2, 2], window_size=4,
-                      pretrain_img_size=64),
-    FLattenCSWin: dict(embed_dims=16, depths=[1, 1, 1, 1], num_heads=[2, 2, 2, 2],
+    FLattenSwin: dict(embed_dims=[16, 32, 64, 128], depths=[1, 1, 2, 1], num_heads=[1, 2, 2, 2],
+                      window_size=4, pretrain_img_size=64),
+    FLattenCSWin: dict(embed_dims=[16, 32, 64, 128], depths=[1, 1, 1, 1], num_heads=[2, 2, 2, 2],
                        split_sizes=[16, 8, 2, 2], pretrain_img_size=64),
 }
 CONFIG = """

@@ -53,7 +53,7 @@ OFFICIAL: Dict[str, OfficialModel] = {
             la_sr_ratios='1111', **_flatten_kwargs(s))),
     'FLattenSwin': OfficialModel(
         'models/flatten_swin.py', lambda m, arch, s, size: m.FLattenSwinTransformer(
-            img_size=size, embed_dim=s['embed_dims'], depths=s['depths'],
+            img_size=size, embed_dim=s['embed_dims'][0], depths=s['depths'],
             num_heads=s['num_heads'], window_size=size // 4, **_flatten_kwargs(s))),
     'FLattenCSWin': OfficialModel(
         'models/flatten_cswin.py', lambda m, arch, s, size: getattr(m, _cswin_factory(arch))(

@@ -84,9 +84,9 @@ class DenseBackbone(Fusable, NoWeightDecay, BaseModule):
     """Base of every backbone: maps at strides 4/8/16/32 for any input size.
 
     A family sets :attr:`arch_zoo` (named archs), :attr:`arch_keys` (what a custom arch dict must
-    give; ``depths`` among them), :attr:`optional_arch_keys` and :attr:`arch_defaults`, builds its stem (the module named
-    :attr:`stem_name`) and ``stages`` (:class:`Stage` modules, all of one layout), sets
-    :attr:`embed_dims` (channels per stage) and may ask for output norms
+    give; ``depths`` among them), :attr:`optional_arch_keys` and :attr:`arch_defaults`, builds its
+    stem (the module named :attr:`stem_name`) and ``stages`` (:class:`Stage` modules, all of one
+    layout), sets :attr:`embed_dims` (channels per stage) and may ask for output norms
     (:meth:`build_output_norms`). The forward is the same for every family: the stem, then each
     stage on the previous one's maps; a returned map is its stage's maps through the stage's output
     norm (:meth:`stage_output`), as (B, C, H, W).
@@ -164,6 +164,10 @@ class DenseBackbone(Fusable, NoWeightDecay, BaseModule):
             raise ArchError(f'{name} arch dict: {"; ".join(problems)}. Required keys: '
                             f'{list(cls.arch_keys)}; optional: {valid[len(cls.arch_keys):]}.')
         depths = arch['depths']
+        if 'embed_dims' in arch and not isinstance(arch['embed_dims'], (list, tuple)):
+            raise ValueError(f'{name} arch embed_dims must give the channels of each stage, e.g. '
+                             f'{cls.resolve_arch(next(iter(cls.arch_zoo)))["embed_dims"]}, got '
+                             f'{arch["embed_dims"]!r}.')
         if not isinstance(depths, (list, tuple)) or not depths or \
                 not all(isinstance(d, int) and d > 0 for d in depths):
             raise ValueError(f'{name} arch depths must be a list of positive ints, got {depths!r}.')

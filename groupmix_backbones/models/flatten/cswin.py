@@ -116,7 +116,7 @@ class FLattenCSWin(FLattenBackbone):
     cross-shaped stripe softmax attention (LePE) in the ``S`` stages.
 
     ``arch``: ``tiny`` (default), ``small``, ``base`` (224) or ``base_384`` (official 384
-    model), or a dict with ``embed_dims`` (stage-1 channels, doubled per stage), ``depths``,
+    model), or a dict with ``embed_dims`` (per stage), ``depths``,
     ``num_heads``, ``split_sizes`` (per stage) and optionally ``attn_types`` (``'LLSS'``),
     ``mlp_ratio`` and ``pretrain_img_size`` (:attr:`arch_defaults`). The other arguments:
     :class:`~groupmix_backbones.models.flatten.common.FLattenBackbone`.
@@ -127,14 +127,15 @@ class FLattenCSWin(FLattenBackbone):
     """
 
     arch_zoo = {
-        'tiny': dict(embed_dims=64, depths=[2, 4, 18, 1],
+        'tiny': dict(embed_dims=[64, 128, 256, 512], depths=[2, 4, 18, 1],
                      num_heads=[2, 4, 8, 16], split_sizes=[56, 28, 7, 7], attn_types='LLSS'),
-        'small': dict(embed_dims=64, depths=[2, 4, 32, 2], num_heads=[2, 4, 8, 16],
+        'small': dict(embed_dims=[64, 128, 256, 512], depths=[2, 4, 32, 2], num_heads=[2, 4, 8, 16],
                       split_sizes=[56, 28, 7, 7], attn_types='LLSS'),
-        'base': dict(embed_dims=96, depths=[3, 6, 29, 2], num_heads=[4, 8, 16, 32],
+        'base': dict(embed_dims=[96, 192, 384, 768], depths=[3, 6, 29, 2], num_heads=[4, 8, 16, 32],
                      split_sizes=[56, 28, 7, 7], attn_types='LLSS'),
-        'base_384': dict(embed_dims=96, depths=[3, 6, 29, 2], num_heads=[4, 8, 16, 32],
-                         split_sizes=[96, 48, 12, 12], attn_types='LLSS', pretrain_img_size=384),
+        'base_384': dict(embed_dims=[96, 192, 384, 768], depths=[3, 6, 29, 2],
+                         num_heads=[4, 8, 16, 32], split_sizes=[96, 48, 12, 12], attn_types='LLSS',
+                         pretrain_img_size=384),
     }
     arch_keys = ('embed_dims', 'depths', 'num_heads', 'split_sizes')
     optional_arch_keys = ('attn_types', )
@@ -144,7 +145,7 @@ class FLattenCSWin(FLattenBackbone):
 
     def build_layers(self, *, in_channels, drop_rate):
         settings, grids, norm_cfg = self.arch_settings, self.grids, self.norm_cfg
-        dims = self.embed_dims = [settings['embed_dims'] * 2 ** i for i in range(self.num_stages)]
+        dims = self.embed_dims = list(settings['embed_dims'])
         splits, last = settings['split_sizes'], self.num_stages - 1
         self.patch_embed = ConvPatchEmbed(in_channels, dims[0], kernel_size=7, stride=4, padding=2,
                                           norm_cfg=norm_cfg)

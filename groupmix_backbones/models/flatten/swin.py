@@ -28,7 +28,7 @@ class FLattenSwin(FLattenBackbone):
 
     ``arch``: ``tiny`` (default), ``small``, ``base`` (224, official window 56 -> softmax
     windows 7) or ``base_384`` (official 384 fine-tuned model: window 96 -> softmax windows 12),
-    or a dict with ``embed_dims`` (stage-1 channels, doubled per stage), ``depths``,
+    or a dict with ``embed_dims`` (per stage), ``depths``,
     ``num_heads``, ``window_size`` (softmax windows) and optionally ``attn_types`` (``'LLSS'``),
     ``mlp_ratio`` and ``pretrain_img_size`` (the window clipping follows it; defaults:
     :attr:`arch_defaults`). The other
@@ -41,14 +41,15 @@ class FLattenSwin(FLattenBackbone):
     """
 
     arch_zoo = {
-        'tiny': dict(embed_dims=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24], window_size=7,
-                     attn_types='LLSS'),
-        'small': dict(embed_dims=96, depths=[2, 2, 18, 2], num_heads=[3, 6, 12, 24], window_size=7,
-                      attn_types='LLSS'),
-        'base': dict(embed_dims=128, depths=[2, 2, 18, 2], num_heads=[4, 8, 16, 32], window_size=7,
-                     attn_types='LLSS'),
-        'base_384': dict(embed_dims=128, depths=[2, 2, 18, 2], num_heads=[4, 8, 16, 32],
-                         window_size=12, attn_types='LLSS', pretrain_img_size=384),
+        'tiny': dict(embed_dims=[96, 192, 384, 768], depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24],
+                     window_size=7, attn_types='LLSS'),
+        'small': dict(embed_dims=[96, 192, 384, 768], depths=[2, 2, 18, 2],
+                      num_heads=[3, 6, 12, 24], window_size=7, attn_types='LLSS'),
+        'base': dict(embed_dims=[128, 256, 512, 1024], depths=[2, 2, 18, 2],
+                     num_heads=[4, 8, 16, 32], window_size=7, attn_types='LLSS'),
+        'base_384': dict(embed_dims=[128, 256, 512, 1024], depths=[2, 2, 18, 2],
+                         num_heads=[4, 8, 16, 32], window_size=12, attn_types='LLSS',
+                         pretrain_img_size=384),
     }
     arch_keys = ('embed_dims', 'depths', 'num_heads', 'window_size')
     optional_arch_keys = ('attn_types', )
@@ -58,7 +59,7 @@ class FLattenSwin(FLattenBackbone):
 
     def build_layers(self, *, in_channels, drop_rate):
         settings, grids = self.arch_settings, self.grids
-        dims = self.embed_dims = [settings['embed_dims'] * 2 ** i for i in range(self.num_stages)]
+        dims = self.embed_dims = list(settings['embed_dims'])
         self.patch_embed = ConvPatchEmbed(in_channels, dims[0], kernel_size=4, stride=4,
                                           norm_cfg=self.norm_cfg, drop_rate=drop_rate)
         self.stages = nn.ModuleList(
