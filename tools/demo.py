@@ -27,24 +27,13 @@ from make_demo_data import CLASSES, make_demo_data  # noqa: E402
 # mmengine 0.10.7 imports pkg_resources, which setuptools < 81 (mmcv's build) deprecates loudly
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
-FAMILIES = {  # family: the demo config of each task
-    'groupmixformer': dict(
-        cls='mmpretrain_cfgs/groupmixformer/groupmixformer-micro_demo.py',
-        det='mmdet_cfgs/groupmixformer/mask-rcnn_groupmixformer-micro_fpn_demo.py',
-        seg='mmseg_cfgs/groupmixformer/upernet_groupmixformer-micro_demo.py'),
-    'flatten': dict(
-        cls='mmpretrain_cfgs/flatten/flatten-pvtv2-b0_demo.py',
-        det='mmdet_cfgs/flatten/mask-rcnn_flatten-pvtv2-b0_fpn_demo.py',
-        seg='mmseg_cfgs/flatten/upernet_flatten-pvtv2-b0_demo.py'),
-    'sgformer': dict(
-        cls='mmpretrain_cfgs/sgformer/sgformer-tiny_demo.py',
-        det='mmdet_cfgs/sgformer/mask-rcnn_sgformer-tiny_fpn_demo.py',
-        seg='mmseg_cfgs/sgformer/upernet_sgformer-tiny_demo.py'),
-    'unified': dict(
-        cls='mmpretrain_cfgs/unified/unified-dcnv3-micro_demo.py',
-        det='mmdet_cfgs/unified/mask-rcnn_unified-dcnv3-micro_fpn_demo.py',
-        seg='mmseg_cfgs/unified/upernet_unified-dcnv3-micro_demo.py'),
-}
+#: each family's demo model; its configs are named as OpenMMLab names them
+DEMO_MODELS = {'groupmixformer': 'groupmixformer-micro', 'flatten': 'flatten-pvtv2-b0',
+               'sgformer': 'sgformer-tiny', 'unified': 'unified-dcnv3-micro'}
+FAMILIES = {family: dict(cls=f'mmpretrain_cfgs/{family}/{model}_demo.py',
+                         det=f'mmdet_cfgs/{family}/mask-rcnn_{model}_fpn_demo.py',
+                         seg=f'mmseg_cfgs/{family}/upernet_{model}_demo.py')
+            for family, model in DEMO_MODELS.items()}  # family: the demo config of each task
 TASK_NAMES = dict(cls='classification', det='detection', seg='segmentation')
 METRICS = dict(cls=('accuracy/top1', ), det=('coco/bbox_mAP', 'coco/segm_mAP'), seg=('mIoU', ))
 #: what every family's demo must reach on the demo validation sets (guessing: top-1 16.7%)
