@@ -14,9 +14,8 @@ from groupmix_backbones.models.layers import ShiftedWindowAttention, SpatialRedu
 from groupmix_backbones.policy.checkpoint import UnsafeCheckpointError
 from groupmix_backbones.models.loading import CheckpointMismatchError
 from groupmix_backbones.visualization import core
-from groupmix_backbones.visualization.attention import (layer_map_of, shifted_window_map,
-                                                        spatial_reduction_map)
-from groupmix_backbones.visualization.flatten import focused_attention
+from groupmix_backbones.visualization.attention import (attention_row, module_attention_map,
+                                                        record_attention)
 from conftest import load_tool
 
 tool = load_tool('tools/visualization/visualize_backbone.py')
@@ -133,8 +132,9 @@ def test_focused_attention_rows_are_the_modules_attention(module):
     randomised(module)
     hw, heads = (5, 7), 2
     q, k, v = torch.randn(3, 1, 35, 16).unbind(0)
-    with torch.no_grad():
-        rows = focused_attention(module, q, k, hw)  # (1, heads, 35, 35)
+    record = record_attention(module, lambda: module.attend(q, k, v, hw),
+                              {'': module.attn_weights})['']
+    rows = record['weights']  # (1, heads, 35, 35)
     # 1 up to attend's 1e-6 added to the normaliser
     assert torch.allclose(rows.sum(-1), torch.ones(1, heads, 35), atol=1e-3)
     v_heads = v.reshape(1, 35, heads, 8).transpose(1, 2)
@@ -143,8 +143,40 @@ def test_focused_attention_rows_are_the_modules_attention(module):
         expected = module.attend(q, k, v, hw) - dwc.transpose(1, 2)
     assert torch.allclose((rows @ v_heads).transpose(1, 2).reshape(1, 35, 16), expected,
                           atol=1e-4)
-    one = focused_attention(module, q, k, hw, cell=(3, 2))
-    assert torch.allclose(one[:, :, 0], rows[:, :, 3 * 7 + 2], atol=1e-6)
+    one = attention_row(record, (3, 2)).weights  # (heads, 5, 7)
+    assert torch.equal(one.flatten(1), rows[0, :, 3 * 7 + 2])
+    calls = []
+    handle = module.attn_weights.register_forward_hook(lambda *args: calls.append(args))
+    with torch.no_grad():
+        module.attend(q, k, v, hw)  # not recording: no N x N weights computed
+    handle.remove()
+    assert not calls
+
+
+@pytest.mark.parametrize('module, inputs', [
+    (ShiftedWindowAttention(16, num_heads=2, window_size=4, shifted=True),
+     (torch.randn(2, 63, 16), (7, 9))),
+    (SpatialReductionAttention(16, num_heads=2, sr_ratio=2), (torch.randn(2, 63, 16), (7, 9))),
+    (CSWinStripeAttention(16, num_heads=2, split_size=3, direction=1),
+     (*torch.randn(3, 2, 56, 16).unbind(0), (7, 8))),
+    (ProjectedLinearAttention(16, fused_qkv=True, num_heads=2, pos_hw=(4, 4)),
+     (torch.randn(2, 63, 16), (7, 9)))], ids=['window', 'reduction', 'stripe', 'linear'])
+def test_recorded_weights_are_those_the_module_computes_with(module, inputs):
+    """Recording takes the explicit path, whose output is the fused path's; the recorded rows
+    are distributions over the real keys."""
+    randomised(module)
+    with torch.no_grad():
+        fused = module(*inputs)
+    record = record_attention(module, lambda: module(*inputs), {'': module.attn_weights})['']
+    with torch.no_grad():
+        recorded = module(*inputs)
+    from groupmix_backbones.models.layers import recording_attention
+    with torch.no_grad(), recording_attention(module):
+        explicit = module(*inputs)
+    assert torch.equal(fused, recorded)  # recording is off again
+    assert torch.allclose(explicit, fused, atol=1e-5)
+    assert record['weights'].shape[0] == 2
+    assert torch.allclose(record['weights'].sum(-1), torch.ones(()), atol=1e-2)  # linear: 1e-6
 
 
 def per_head_output(weights, v, hw):
@@ -161,7 +193,7 @@ def test_window_map_is_the_modules_attention(shifted, cell):
     hw = (7, 9)  # padded to 8 x 12
     x = torch.randn(1, 63, 16)
     with torch.no_grad():
-        weights = shifted_window_map(module, (x, hw), {}, cell)
+        weights = module_attention_map(module, x, hw, cell=cell)
         v = module.qkv(x).chunk(3, dim=-1)[2]
         out = module.proj(per_head_output(weights, v, hw))
         expected = module(x, hw)[0, cell[0] * hw[1] + cell[1]]
@@ -174,7 +206,7 @@ def test_spatial_reduction_map_is_the_modules_attention():
     hw, cell = (6, 8), (5, 2)
     x = torch.randn(1, 48, 16)
     with torch.no_grad():
-        weights = spatial_reduction_map(module, (x, hw), {}, cell)  # spread over 2 x 2 cells
+        weights = module_attention_map(module, x, hw, cell=cell)  # spread over 2 x 2 cells
         keys = module.norm(module.sr(x.transpose(1, 2).reshape(1, 16, *hw)).flatten(2)
                            .transpose(1, 2))
         v = module.kv(keys).chunk(2, dim=-1)[1]
@@ -190,10 +222,10 @@ def test_stripe_map_is_the_modules_attention_inside_its_stripe(direction):
     hw, cell = (7, 8), (4, 7)  # padded to stripe multiples
     q, k, v = torch.randn(3, 1, 56, 16).unbind(0)
     with torch.no_grad():
-        with_lepe = layer_map_of(module)(module, (q, k, v, hw), {}, cell)
+        with_lepe = module_attention_map(module, q, k, v, hw, cell=cell)
         nn.init.zeros_(module.lepe.weight)
         nn.init.zeros_(module.lepe.bias)
-        attention = layer_map_of(module)(module, (q, k, v, hw), {}, cell)
+        attention = module_attention_map(module, q, k, v, hw, cell=cell)
         expected = module(q, k, v, hw)[0, cell[0] * hw[1] + cell[1]]
     assert torch.allclose(per_head_output(attention, v, hw), expected, atol=1e-5)
     assert torch.allclose(attention.flatten(1).sum(1), torch.ones(2), atol=1e-5)

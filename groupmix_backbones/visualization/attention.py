@@ -1,49 +1,112 @@
-"""Attention maps of a query, recomputed from the inputs a forward hook saw and the attention
-module's own parameters: the shared softmax layers here, family layers registered with
-:func:`register_layer_map`.
+"""Attention maps of a query, read from what the attention modules compute: every attention
+layer calls its :class:`~groupmix_backbones.models.layers.AttentionWeights` with its weights
+while recording (the visualizer hooks it), and a family registers the local terms its layers add
+beside attention (depthwise convolutions of the values) with :func:`register_local_term`.
 
-A layer map is ``(module, args, kwargs, cell) -> (heads, H, W)``: the weights with which the
-output of the query at ``cell`` (row, column) mixes the values of each key of the layer's H x W
-map, per head; local terms (depthwise convolutions of the values) are added to every head as the
-kernel averaged over channels. :func:`equivalent_map` turns them into one map over the keys.
+A map is (heads, H, W): the weights with which the output of the query at a cell (row, column)
+mixes the values of each key of the layer's H x W map, per head; a local term is added to every
+head as its kernel averaged over channels. :func:`equivalent_map` turns them into one map.
 """
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Optional, Tuple
 
 import torch
 import torch.nn as nn
 
-from ..models.layers import (ShiftedWindowAttention, SpatialReductionAttention, image_to_tokens,
-                             pad_to_multiple, relative_position_index, shifted_window_mask,
-                             tokens_to_image)
-from .core import DEFAULT_QUERY, Maps, Query, query_cell, run_with_hooks
+from ..models.layers import AttentionWeights, recording_attention
+from .core import DEFAULT_QUERY, Maps, Query, query_cell
 
-LayerMap = Callable[..., torch.Tensor]
-LAYER_MAPS: Dict[type, LayerMap] = {}
+#: (module, the query's recorded row as :func:`attention_row` gives it, cell) -> (heads, H, W)
+LocalTerm = Callable[[nn.Module, 'Row', Tuple[int, int]], torch.Tensor]
+LOCAL_TERMS: Dict[type, LocalTerm] = {}
 
 
-def register_layer_map(module_type: type):
-    """Register the decorated layer map for attention modules of ``module_type``."""
+def register_local_term(module_type: type):
+    """Register the decorated local term for attention modules of ``module_type``."""
     def register(function):
-        LAYER_MAPS[module_type] = function
+        LOCAL_TERMS[module_type] = function
         return function
     return register
 
 
-def layer_map_of(module: nn.Module) -> Optional[LayerMap]:
-    """The layer map of ``module``'s class or its nearest registered base class."""
-    return next((LAYER_MAPS[cls] for cls in type(module).__mro__ if cls in LAYER_MAPS), None)
+def local_term_of(module: nn.Module) -> Optional[LocalTerm]:
+    """The local term of ``module``'s class or its nearest registered base class."""
+    return next((LOCAL_TERMS[cls] for cls in type(module).__mro__ if cls in LOCAL_TERMS), None)
 
 
-def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
-    """Tokens (N, C) -> (heads, N, C / heads)."""
-    return x.reshape(x.shape[0], num_heads, -1).transpose(0, 1)
+class Row:
+    """The attention of one query as its module computed it: ``weights`` (heads, H, W) on the
+    map, ``seen`` (H, W) the keys it could see (its window or stripe, or the whole map)."""
+
+    def __init__(self, weights: torch.Tensor, seen: torch.Tensor):
+        self.weights, self.seen = weights, seen
+
+    def region(self) -> Tuple[int, int, int, int]:
+        """(top, bottom, left, right) of the keys the query could see."""
+        rows, cols = self.seen.any(1).nonzero()[:, 0], self.seen.any(0).nonzero()[:, 0]
+        return rows[0].item(), rows[-1].item() + 1, cols[0].item(), cols[-1].item() + 1
 
 
-def softmax_row(q: torch.Tensor, k: torch.Tensor, bias=None) -> torch.Tensor:
-    """Softmax attention of one query per head, q (heads, d), over keys k (heads, n, d), scaled by
-    ``d ** -0.5`` as ``scaled_dot_product_attention``, plus an additive ``bias`` (heads, n)."""
-    logits = (k @ q[:, :, None])[..., 0] * q.shape[-1] ** -0.5
-    return (logits if bias is None else logits + bias).softmax(dim=-1)
+def attention_row(record: dict, cell) -> Row:
+    """The query at ``cell``'s row of the first image's weights recorded by an
+    :class:`AttentionWeights` (its call's keyword arguments and ``weights``), laid on the map:
+    keys of a reduced map spread evenly over the cells each was reduced from."""
+    (H, W), stride = record['hw_shape'], record.get('key_stride', 1)
+    weights = record['weights'][0]
+    heads, num_q, num_k = weights.shape[-3:]
+    groups = weights.shape[:-3]
+    weights = weights.reshape(-1, heads, num_q, num_k)
+    queries = record['queries'].expand(*groups, num_q).reshape(-1, num_q)
+    keys = record['keys'].expand(*groups, num_k).reshape(-1, num_k)
+    group, index = (queries == cell[0] * W + cell[1]).nonzero()[0].tolist()
+    keys, real = keys[group], keys[group] >= 0
+    h, w = -(-H // stride), -(-W // stride)
+    canvas = weights.new_zeros(heads, h * w)
+    canvas[:, keys[real]] = weights[group, :, index][:, real]
+    seen = torch.zeros(h * w, dtype=torch.bool, device=canvas.device)
+    seen[keys[real]] = True
+    canvas, seen = canvas.reshape(heads, h, w), seen.reshape(h, w)
+    if stride > 1:
+        canvas = canvas.repeat_interleave(stride, 1).repeat_interleave(stride, 2) / stride ** 2
+        seen = seen.repeat_interleave(stride, 0).repeat_interleave(stride, 1)
+    return Row(canvas[:, :H, :W], seen[:H, :W])
+
+
+def record_attention(model: nn.Module, run: Callable[[], object],
+                     probes: Dict[object, AttentionWeights]) -> Dict[object, dict]:
+    """``run()`` with the attention weights of ``model`` recorded: per key of ``probes``, the
+    keyword arguments and ``weights`` of that probe's last call (a probe not called is left
+    out)."""
+    records, handles = {}, []
+
+    def hook(name):
+        def save(probe, args, kwargs, output):
+            records[name] = dict(kwargs, weights=args[0])
+        return save
+
+    try:
+        for name, probe in probes.items():
+            handles.append(probe.register_forward_hook(hook(name), with_kwargs=True))
+        with torch.no_grad(), recording_attention(model):
+            run()
+    finally:
+        for handle in handles:
+            handle.remove()
+    return records
+
+
+def layer_map(module: nn.Module, record: dict, cell) -> torch.Tensor:
+    """(heads, H, W): the recorded attention of the query at ``cell`` plus the module's local
+    term, if it has one."""
+    row = attention_row(record, cell)
+    local = local_term_of(module)
+    return row.weights if local is None else row.weights + local(module, row, cell)
+
+
+def module_attention_map(module: nn.Module, *inputs, cell) -> torch.Tensor:
+    """:func:`layer_map` of the query at ``cell`` for ``module(*inputs)`` (an attention module
+    taking its map's shape last), e.g. to check a map against the module's output."""
+    record = record_attention(module, lambda: module(*inputs), {'': module.attn_weights})['']
+    return layer_map(module, record, cell)
 
 
 def local_term(kernel: torch.Tensor, cell, hw_shape, region=None) -> torch.Tensor:
@@ -78,68 +141,15 @@ def equivalent_map(weights: torch.Tensor) -> torch.Tensor:
 def block_attention_maps(backbone: nn.Module, image: torch.Tensor, query: Optional[Query],
                          blocks: Dict[str, nn.Module]) -> Maps:
     """Titled equivalent attention maps of the query, one per block of ``blocks`` (title ->
-    block): the maps of the block's attention modules (those with a layer map), averaged when a
-    block has several (branches over channel groups)."""
+    block): the maps of the block's attention modules, averaged when a block has several
+    (branches over channel groups)."""
     query = query or DEFAULT_QUERY
-    attention = {title: {name: module for name, module in block.named_modules()
-                         if layer_map_of(module) is not None} for title, block in blocks.items()}
-    hooked = {(title, name): module for title, modules in attention.items()
-              for name, module in modules.items()}
-    inputs = run_with_hooks(backbone, image, hooked)
-    maps = []
-    for title, modules in attention.items():
-        branches = []
-        for name, module in modules.items():
-            if (title, name) not in inputs:
-                continue
-            args, kwargs = inputs[title, name]
-            hw_shape = tuple(kwargs.get('hw_shape', args[-1]))
-            branches.append(equivalent_map(layer_map_of(module)(
-                module, args, kwargs, query_cell(query, hw_shape))))
-        if branches:
-            maps.append((title, torch.stack(branches).mean(dim=0)))
-    return maps
-
-
-@register_layer_map(ShiftedWindowAttention)
-def shifted_window_map(module: ShiftedWindowAttention, args, kwargs, cell) -> torch.Tensor:
-    """Swin window attention: the query's (shifted) window, with relative position bias and the
-    shift mask, on the map; zero outside the window."""
-    x, (H, W) = args[0][:1], args[1]
-    w, heads = module.window_size, module.num_heads
-    shift = w // 2 if module.shifted and min(H, W) > w else 0  # as the module's forward
-    grid = pad_to_multiple(x.reshape(1, H, W, -1), w, channels_last=True)[0]
-    Hp, Wp = grid.shape[:2]
-    grid = grid.roll((-shift, -shift), dims=(0, 1))
-    row, col = (cell[0] - shift) % Hp, (cell[1] - shift) % Wp  # the query in the rolled map
-    top, left = row // w * w, col // w * w
-    q, k, _ = module.qkv(grid[top:top + w, left:left + w].reshape(w * w, -1)).chunk(3, dim=-1)
-    index = (row - top) * w + col - left
-    bias = module.rel_pos_table[relative_position_index(w, x.device)[index]].T  # (heads, n)
-    mask = shifted_window_mask((H, W), (Hp, Wp), w, shift, x.device)
-    if mask is not None:
-        bias = bias + mask[row // w * (Wp // w) + col // w, index]
-    probs = softmax_row(split_heads(q, heads)[:, index], split_heads(k, heads), bias)
-    canvas = x.new_zeros(heads, Hp, Wp)
-    canvas[:, top:top + w, left:left + w] = probs.reshape(heads, w, w)
-    return canvas.roll((shift, shift), dims=(1, 2))[:, :H, :W]
-
-
-@register_layer_map(SpatialReductionAttention)
-def spatial_reduction_map(module: SpatialReductionAttention, args, kwargs, cell) -> torch.Tensor:
-    """PVT spatial-reduction attention: keys of the map reduced ``sr_ratio`` times, each key's
-    weight spread evenly over the ``sr_ratio`` x ``sr_ratio`` cells it was reduced from."""
-    x, (H, W) = args[0][:1], args[1]
-    heads, r = module.num_heads, module.sr_ratio
-    q = split_heads(module.q(x[0, cell[0] * W + cell[1]][None]), heads)[:, 0]
-    keys = x
-    if r > 1:
-        reduced = module.sr(pad_to_multiple(tokens_to_image(x, (H, W)), r))
-        keys = module.norm(image_to_tokens(reduced))
-    k, _ = module.kv(keys[0]).chunk(2, dim=-1)
-    probs = softmax_row(q, split_heads(k, heads))
-    if r == 1:
-        return probs.reshape(heads, H, W)
-    h, w = -(-H // r), -(-W // r)
-    spread = probs.reshape(heads, h, w).repeat_interleave(r, 1).repeat_interleave(r, 2) / r ** 2
-    return spread[:, :H, :W]
+    probes = {(title, name): probe for title, block in blocks.items()
+              for name, probe in block.named_modules() if isinstance(probe, AttentionWeights)}
+    records = record_attention(backbone, lambda: backbone(image), probes)
+    branches = {}
+    for (title, name), record in records.items():
+        module = blocks[title].get_submodule(name.rpartition('.')[0])  # the probe's owner
+        cell = query_cell(query, record['hw_shape'])
+        branches.setdefault(title, []).append(equivalent_map(layer_map(module, record, cell)))
+    return [(title, torch.stack(maps).mean(dim=0)) for title, maps in branches.items()]

@@ -7,7 +7,8 @@ import torch.nn.functional as F
 from timm.layers import trunc_normal_
 
 from ..base import DenseBackbone
-from ..layers import SavedGrids, build_norm, check_heads, image_to_tokens, tokens_to_image
+from ..layers import (AttentionWeights, SavedGrids, build_norm, check_heads, image_to_tokens,
+                      tokens_to_image)
 
 
 class FocusedLinearAttention(SavedGrids, nn.Module):
@@ -38,6 +39,7 @@ class FocusedLinearAttention(SavedGrids, nn.Module):
                              groups=head_dim)
         self.focus_scale = nn.Parameter(torch.zeros(1, 1, dim))
         self.key_pos_embed = nn.Parameter(torch.zeros(1, self.pos_hw[0] * self.pos_hw[1], dim))
+        self.attn_weights = AttentionWeights()  # (B, heads, N, N) while recording, without dwc
 
     def saved_grids(self):
         yield 'key_pos_embed', self.key_pos_embed, self.pos_hw
@@ -68,15 +70,19 @@ class FocusedLinearAttention(SavedGrids, nn.Module):
             k = k + self.resized(self.key_pos_embed, self.pos_hw, hw_shape).float()
             scale = F.softplus(self.focus_scale.float())
             q, k = self._focus(q, scale), self._focus(k, scale)
-            return self._linear_attention(q, k, v, local.float())
+            return self._linear_attention(q, k, v, local.float(), hw_shape)
 
-    def _linear_attention(self, q, k, v, local):
+    def _linear_attention(self, q, k, v, local, hw_shape):
         B, N, C = q.shape
         heads = self.num_heads
         q, k, v = (t.reshape(B, N, heads, -1).transpose(1, 2) for t in (q, k, v))
         # (B, heads, d, d) context first, linear in N (scaled before the product, as the official)
         context = (k.transpose(-2, -1) * N ** -0.5) @ (v * N ** -0.5)
         normaliser = 1 / (q @ k.mean(dim=-2, keepdim=True).transpose(-2, -1) + 1e-6)
+        if self.attn_weights.recording:  # the N x N weights, only when asked
+            cells = torch.arange(N, device=q.device)
+            self.attn_weights(q @ k.transpose(-2, -1) / N * normaliser, queries=cells, keys=cells,
+                              hw_shape=tuple(hw_shape))
         # local + (q @ context) * normaliser in one pass, in the token layout (B, N, heads, d)
         return torch.addcmul(local.reshape(B, N, heads, -1), (q @ context).transpose(1, 2),
                              normaliser.transpose(1, 2)).reshape(B, N, C)

@@ -1,12 +1,14 @@
 """FLatten-CSWin: the CSWin host of focused linear attention."""
+from functools import partial
+
 import torch
 import torch.nn as nn
 
 from ...registry import register_backbone
 from ..base import TokenStage
-from ..layers import (ConvPatchEmbed, Mlp, build_norm, check_heads, drop_path, image_to_tokens,
-                      key_mask, pad_to_multiple, real_map, softmax_attention, window_partition,
-                      window_reverse)
+from ..layers import (AttentionWeights, ConvPatchEmbed, Mlp, build_norm, check_heads, drop_path,
+                      image_to_tokens, key_mask, map_windows, real_map, softmax_attention,
+                      window_cells, window_partition, window_reverse)
 from .common import FLattenBackbone, FocusedLinearAttention
 
 
@@ -41,16 +43,15 @@ class CSWinStripeAttention(nn.Module):
         self.direction = direction
         self.attn_drop = attn_drop
         self.lepe = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
+        self.attn_weights = AttentionWeights()
 
     def forward(self, q, k, v, hw_shape):
         B, N, C = q.shape
         H, W = hw_shape
         s = self.split_size
         window = {None: (H, W), 0: (H, s), 1: (s, W)}[self.direction]
-        qkv = pad_to_multiple(torch.cat([q, k, v], -1).reshape(B, H, W, 3 * C), window,
-                              channels_last=True)
-        padded_hw = tuple(qkv.shape[1:3])
-        windows = window_partition(qkv, window)  # (B * nW, n, 3C)
+        windows, padded_hw = map_windows(torch.cat([q, k, v], -1).reshape(B, H, W, 3 * C),
+                                         window)  # (B * nW, n, 3C)
         num_windows, n = windows.shape[0] // B, window[0] * window[1]
         q, k, v = windows.chunk(3, dim=-1)
         lepe = _lepe(self.lepe, v, window)
@@ -61,7 +62,11 @@ class CSWinStripeAttention(nn.Module):
             valid = window_partition(real_map((H, W), padded_hw, q.device)[None, :, :, None],
                                      window)[..., 0]  # (nW, n)
             mask = key_mask(valid, q.dtype)[:, None, None, :]
-        out = softmax_attention(q, k, v, mask=mask,
+        record = None
+        if self.attn_weights.recording:
+            cells = window_cells(hw_shape, window, device=q.device)  # (nW, n)
+            record = partial(self.attn_weights, queries=cells, keys=cells, hw_shape=(H, W))
+        out = softmax_attention(q, k, v, mask=mask, record=record,
                                 dropout_p=self.attn_drop if self.training else 0.) + lepe
         out = window_reverse(out.transpose(2, 3).reshape(B * num_windows, n, C), window, padded_hw)
         return out[:, :H, :W].reshape(B, N, C)

@@ -1,13 +1,14 @@
 """Softmax attention layers shared by the families, all through ``scaled_dot_product_attention``."""
 import functools
+from functools import partial
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from .norm import build_norm
-from .shape import (SavedGrids, image_to_tokens, pad_to_multiple, tokens_to_image,
-                    window_partition, window_reverse)
+from .shape import (SavedGrids, image_to_tokens, map_windows, pad_to_multiple, tokens_to_image,
+                    window_cells, window_partition, window_reverse)
 
 MASK_VALUE = -1e4  # additive mask of keys a query must not see (finite: no NaN rows, fits fp16)
 
@@ -17,13 +18,53 @@ def check_heads(dim: int, num_heads: int) -> None:
         raise ValueError(f'dim {dim} must be divisible by num_heads {num_heads}.')
 
 
-def softmax_attention(q, k, v, *, mask=None, dropout_p: float = 0.):
+class AttentionWeights(nn.Module):
+    """Where an attention's weights can be read (a forward hook on this module sees them).
+
+    An attention module holds one as ``attn_weights``. While :attr:`recording` is on (see
+    :func:`recording_attention`), the module computes its weights explicitly and calls it with
+    ``weights`` (B, *groups, heads, queries, keys) (groups: windows or stripes, if any), the map
+    cells of its ``queries`` (*groups, queries) and ``keys`` (*groups, keys) as flat indices
+    ``row * W + col`` (-1: padding) of the ``hw_shape`` map, and ``key_stride``: keys lie on the
+    map reduced that many times (ceil). Otherwise nothing is computed twice: softmax attention takes SDPA's fused path.
+    """
+
+    recording = False
+
+    def forward(self, weights, *, queries, keys, hw_shape, key_stride: int = 1):
+        return weights
+
+
+class recording_attention:
+    """``with recording_attention(model):`` every :class:`AttentionWeights` below ``model``
+    receives its attention's explicit weights."""
+
+    def __init__(self, model: nn.Module):
+        self.probes = [m for m in model.modules() if isinstance(m, AttentionWeights)]
+
+    def __enter__(self):
+        for probe in self.probes:
+            probe.recording = True
+        return self.probes
+
+    def __exit__(self, *exc):
+        for probe in self.probes:
+            probe.recording = False
+
+
+def softmax_attention(q, k, v, *, mask=None, dropout_p: float = 0., record=None):
     """Softmax attention of q, k, v shaped (..., heads, tokens, channels).
 
     Leading axes (batch, windows) are folded into one batch axis, because PyTorch's fused kernels
     (flash, memory-efficient) take (batch, heads, tokens, channels) only; an additive ``mask``
-    broadcastable to (..., heads, queries, keys) is expanded to match.
+    broadcastable to (..., heads, queries, keys) is expanded to match. ``record`` (a callable,
+    given while recording weights) receives the explicit weights, which then compute the output.
     """
+    if record is not None:
+        logits = q @ k.transpose(-2, -1) * q.shape[-1] ** -0.5
+        weights = (logits if mask is None else logits + mask.to(q.dtype)).softmax(dim=-1)
+        record(weights)
+        return F.dropout(weights, dropout_p) @ v
     *lead, heads, num_q, _ = q.shape
     num_k = k.shape[-2]
     q, k, v = (t.reshape(-1, heads, t.shape[-2], t.shape[-1]) for t in (q, k, v))
@@ -111,6 +152,7 @@ class ShiftedWindowAttention(SavedGrids, nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
+        self.attn_weights = AttentionWeights()
 
     def saved_grids(self):
         side = 2 * self.window_size - 1
@@ -120,11 +162,7 @@ class ShiftedWindowAttention(SavedGrids, nn.Module):
         B, N, C = x.shape
         (H, W), w = hw_shape, self.window_size
         shift = w // 2 if self.shifted and min(H, W) > w else 0
-        x = pad_to_multiple(x.reshape(B, H, W, C), w, channels_last=True)
-        padded_hw = tuple(x.shape[1:3])
-        if shift:
-            x = x.roll((-shift, -shift), dims=(1, 2))
-        windows = window_partition(x, w)  # (B * nW, w*w, C)
+        windows, padded_hw = map_windows(x.reshape(B, H, W, C), w, shift)  # (B * nW, w*w, C)
         num_windows, n = windows.shape[0] // B, w * w
         q, k, v = self.qkv(windows).reshape(B, num_windows, n, 3, self.num_heads, -1).permute(
             3, 0, 1, 4, 2, 5)  # each (B, nW, heads, n, d)
@@ -133,7 +171,11 @@ class ShiftedWindowAttention(SavedGrids, nn.Module):
         mask = shifted_window_mask((H, W), padded_hw, w, shift, x.device)
         if mask is not None:
             bias = bias + mask[:, None]  # (nW, heads, n, n)
-        out = softmax_attention(q, k, v, mask=bias,
+        record = None
+        if self.attn_weights.recording:
+            cells = window_cells(hw_shape, w, shift, x.device)  # (nW, n)
+            record = partial(self.attn_weights, queries=cells, keys=cells, hw_shape=(H, W))
+        out = softmax_attention(q, k, v, mask=bias, record=record,
                                 dropout_p=self.attn_drop if self.training else 0.)
         out = window_reverse(out.transpose(2, 3).reshape(B * num_windows, n, C), w, padded_hw)
         if shift:
@@ -159,6 +201,7 @@ class SpatialReductionAttention(nn.Module):
         if sr_ratio > 1:
             self.sr = nn.Conv2d(dim, dim, sr_ratio, stride=sr_ratio)
             self.norm = build_norm(norm_cfg, dim)
+        self.attn_weights = AttentionWeights()
 
     def forward(self, x, hw_shape):
         B, N, C = x.shape
@@ -168,5 +211,11 @@ class SpatialReductionAttention(nn.Module):
                 tokens_to_image(x, hw_shape), self.sr_ratio))))
         k, v = self.kv(x).reshape(B, -1, 2, self.num_heads, C // self.num_heads).permute(
             2, 0, 3, 1, 4)
-        out = softmax_attention(q, k, v, dropout_p=self.attn_drop if self.training else 0.)
+        record = None
+        if self.attn_weights.recording:
+            record = partial(self.attn_weights, queries=torch.arange(N, device=x.device),
+                             keys=torch.arange(k.shape[-2], device=x.device),
+                             hw_shape=tuple(hw_shape), key_stride=self.sr_ratio)
+        out = softmax_attention(q, k, v, record=record,
+                                dropout_p=self.attn_drop if self.training else 0.)
         return self.proj_drop(self.proj(out.transpose(1, 2).reshape(B, N, C)))

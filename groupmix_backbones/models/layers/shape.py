@@ -53,6 +53,25 @@ def window_partition(x: torch.Tensor, window_hw) -> torch.Tensor:
     return x.reshape(-1, wh * ww, C)
 
 
+def map_windows(x: torch.Tensor, window_hw, shift: int = 0):
+    """(B, H, W, C) -> the windows (B * num_windows, wh * ww, C) of the map zero-padded to window
+    multiples and rolled ``shift`` cells up and left (Swin's shifted windows), and the padded
+    map's (Hp, Wp)."""
+    x = pad_to_multiple(x, window_hw, channels_last=True)
+    padded_hw = tuple(x.shape[1:3])
+    if shift:
+        x = x.roll((-shift, -shift), dims=(1, 2))
+    return window_partition(x, window_hw), padded_hw
+
+
+def window_cells(hw_shape, window_hw, shift: int = 0, device=None) -> torch.Tensor:
+    """(num_windows, wh * ww): the map cell (``row * W + col``; -1: padding) of each token of
+    :func:`map_windows`' windows of a ``hw_shape`` map."""
+    H, W = hw_shape
+    cells = torch.arange(1, H * W + 1, device=device).reshape(1, H, W, 1)  # padding: 0
+    return map_windows(cells, window_hw, shift)[0][..., 0] - 1
+
+
 def window_reverse(windows: torch.Tensor, window_hw, hw_shape) -> torch.Tensor:
     """Inverse of :func:`window_partition`: (B * num_windows, wh * ww, C) -> (B, H, W, C)."""
     (wh, ww), (H, W) = to_2tuple(window_hw), tuple(hw_shape)
