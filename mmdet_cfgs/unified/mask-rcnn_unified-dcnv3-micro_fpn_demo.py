@@ -3,5 +3,5 @@
 _base_ = '../../common_cfgs/mask-rcnn_fpn_demo-recipe.py'
 model = dict(
     backbone=dict(type='UnifiedInternImage', arch='micro',
-                  init_cfg=dict(checkpoint='work_dirs/unified-dcnv3-micro_demo/epoch_18.pth')),
+                  init_cfg=dict(checkpoint='work_dirs/unified-dcnv3-micro_demo/epoch_30.pth')),
     neck=dict(in_channels=[32, 64, 128, 256]))
