@@ -327,29 +327,29 @@ def create_model(name: str, pretrained: bool = False, pretrained_cfg=None,
                  pretrained_cfg_overlay: Optional[dict] = None, **kwargs) -> nn.Module:
     """Our model ``name`` (a key of :data:`TIMM_MODELS`) through timm's builder, as
     ``timm.create_model(name, ...)`` builds it; also when timm gives the name to another model.
+    ``kwargs`` are :class:`TimmClassifier`'s and override the registered ones (``arch=dict(...)``
+    builds a custom size).
     A checkpoint ``file`` or ``url`` always loads through :meth:`TimmClassifier.load_pretrained`
     (the safe loader); an in-memory ``state_dict`` through the same conversion."""
     if name not in TIMM_MODELS:
         raise KeyError(f'No groupmix_backbones timm model {name!r}; valid: '
                        f'{", ".join(TIMM_MODELS)}.')
     model = TIMM_MODELS[name]
+    base_cfg = dict(pretrained_cfg if isinstance(pretrained_cfg, dict) else model.cfg)
     overlay = dict(pretrained_cfg_overlay or {})
     if overlay.get('file') or overlay.get('url'):
         overlay['custom_load'] = True  # timm would read a new source with its own loader
     if pretrained:
-        cfg = dict(model.cfg, **(pretrained_cfg if isinstance(pretrained_cfg, dict) else {}),
-                   **overlay)
+        cfg = {**base_cfg, **overlay}
         if not any(cfg.get(key) for key in ('url', 'file', 'state_dict', 'hf_hub_id')):
             raise RuntimeError(
-                f'{name}: no official checkpoint timm can download ({cfg["origin_url"]}). '
+                f'{name}: no official checkpoint timm can download (see {cfg.get("origin_url")}). '
                 'Download it and pass pretrained_cfg_overlay=dict(file=PATH).')
     return build_model_with_cfg(
-        TimmClassifier, name, pretrained,
-        pretrained_cfg=pretrained_cfg if isinstance(pretrained_cfg, dict) else dict(model.cfg),
-        pretrained_cfg_overlay=overlay, pretrained_filter_fn=_convert_filter,
+        TimmClassifier, name, pretrained, pretrained_cfg=base_cfg, pretrained_cfg_overlay=overlay, pretrained_filter_fn=_convert_filter,
         feature_cfg=dict(feature_cls='getter', out_indices=(0, 1, 2, 3)),
-        backbone_type=model.backbone, arch=model.arch, neck_expand_ratio=model.neck_expand_ratio,
-        **dict(model.backbone_args, **kwargs))
+        **{**model.backbone_args, 'backbone_type': model.backbone, 'arch': model.arch,
+           'neck_expand_ratio': model.neck_expand_ratio, **kwargs})
 
 
 def _entrypoint(name: str):
