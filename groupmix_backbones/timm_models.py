@@ -183,7 +183,7 @@ class TimmClassifier(nn.Module):
                 raise ConversionError(
                     f'Not a checkpoint of {ours}: expected an official one or ours (backbone.* '
                     f'keys); found {describe_keys(state)}.')
-        first_conv = f'{self.pretrained_cfg["first_conv"]}.weight'
+        first_conv = f'{getattr(self, "pretrained_cfg", {}).get("first_conv")}.weight'
         if self.in_chans != 3 and first_conv in state:
             state[first_conv] = adapt_input_conv(self.in_chans, state[first_conv])
         return state

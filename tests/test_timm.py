@@ -166,6 +166,11 @@ def test_official_checkpoint_of_another_width_head_or_family(tmp_path):
         with torch.no_grad():
             torch.testing.assert_close(model.forward_head(model.forward_features(x), True),
                                        source.forward_head(source.forward_features(x), True))
+    gray = timm.create_model('unified_swin_micro', pretrained=True, in_chans=1,
+                             pretrained_cfg_overlay=dict(file=str(src)))
+    stem = 'backbone.patch_embed.conv1.proj.weight'  # timm's adapt_input_conv: RGB summed
+    torch.testing.assert_close(gray.state_dict()[stem],
+                               source.state_dict()[stem].sum(1, keepdim=True))
     with pytest.raises(KeyError, match=r'official UnifiedSwin checkpoint .* this model is a '
                        r'UnifiedPVT'):
         timm.create_model('unified_pvt_micro', pretrained=True,
