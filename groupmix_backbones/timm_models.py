@@ -34,7 +34,9 @@ class NameClashError(ValueError):
 
 def _init_quietly(module: nn.Module):
     """mmengine's ``init_weights`` (the family's own initialisation) without its log line per
-    parameter."""
+    parameter; nothing on the meta device (built for its structure: no values to set)."""
+    if any(param.is_meta for param in module.parameters()):
+        return
     logger = MMLogger.get_current_instance()
     level = logger.level
     logger.setLevel(logging.WARNING)

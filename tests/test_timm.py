@@ -8,10 +8,14 @@ import timm
 import torch
 from test_checkpoint_safety import Call
 from test_converter import to_official as groupmixformer_official
+from test_flatten import OFFICIAL_PARAMS as FLATTEN_PARAMS
 from test_flatten import TINY as FLATTEN_TINY
+from test_groupmixformer import OFFICIAL_PARAMS as GROUPMIXFORMER_PARAMS
+from test_sgformer import OFFICIAL_PARAMS as SGFORMER_PARAMS
 from test_flatten import to_official as flatten_official
 from test_sgformer import TINY as SGFORMER_TINY
 from test_sgformer import to_official as sgformer_official
+from test_unified import OFFICIAL_PARAMS as UNIFIED_PARAMS
 from test_unified import to_official as unified_official
 
 from groupmix_backbones.converters import FLATTEN, GROUPMIXFORMER, SGFORMER, STM
@@ -42,6 +46,19 @@ def test_every_backbone_class_and_arch_is_registered():
     assert {'flatten_pvt_v2_b0', 'sgformer_s', 'unified_dcn_v3_micro', 'groupmixformer_large',
             'flatten_swin_base_384', 'flatten_cswin_base_384'} <= set(timm.list_models())
     assert len(timm.list_models('unified_*')) == 20
+
+
+def test_every_registered_model_has_the_official_classifiers_parameters():
+    """Counted on the meta device (fast); FLatten-PVT's official count includes a final norm
+    (2 x 512) that its forward never applies and that we do not build."""
+    official = {'GroupMixFormer': GROUPMIXFORMER_PARAMS, 'SGFormer': SGFORMER_PARAMS,
+                **{cls.__name__: counts for cls, counts in FLATTEN_PARAMS.items()},
+                **{cls: UNIFIED_PARAMS[mixer] for cls, mixer in UNIFIED_MIXERS.items()}}
+    for name, model in TIMM_MODELS.items():
+        with torch.device('meta'):
+            params = sum(p.numel() for p in timm.create_model(name).parameters())
+        unused = 2 * 512 if model.backbone == 'FLattenPVT' else 0
+        assert params + unused == official[model.backbone][model.arch], name
 
 
 @pytest.mark.parametrize('name', SMALLEST.values())
