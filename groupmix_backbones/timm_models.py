@@ -23,7 +23,7 @@ from timm.models import (adapt_input_conv, build_model_with_cfg, generate_defaul
                          model_entrypoint, register_model)
 
 from .converters import ConversionError, describe_keys, official_state_dict, recognise
-from .models import PointwiseConvPoolNeck
+from .models import CheckpointMismatchError, PointwiseConvPoolNeck
 from .policy.checkpoint import safe_torch_load
 from .registry import BACKBONES
 
@@ -176,8 +176,10 @@ class TimmClassifier(nn.Module):
         if found is not None:
             fmt, backbone = found
             if backbone != ours:
+                names = ', '.join(name for name, model in TIMM_MODELS.items()
+                                  if model.backbone == backbone)
                 raise ConversionError(f'This is an official {backbone} checkpoint ({fmt.repo}); '
-                                      f'this model is a {ours}. Create the model of its family.')
+                                      f'this model is a {ours}. Create one of {names}.')
             state, _ = fmt.convert(checkpoint)
         else:
             state = dict(official_state_dict(checkpoint))
@@ -201,11 +203,11 @@ class TimmClassifier(nn.Module):
         if not keep_head:
             state = {key: value for key, value in state.items() if not key.startswith('head.fc.')}
         result = self.load_state_dict(state, strict=keep_head)
-        if result.missing_keys and any(not key.startswith('head.fc.') for key in result.missing_keys):
-            raise ConversionError(f'Checkpoint {path!r} lacks {result.missing_keys}.')
-        if result.unexpected_keys:
-            raise ConversionError(f'Checkpoint {path!r} has keys this model lacks: '
-                                  f'{result.unexpected_keys}.')
+        missing = [key for key in result.missing_keys if not key.startswith('head.fc.')]
+        if missing or result.unexpected_keys:
+            raise CheckpointMismatchError(
+                f'Checkpoint {path!r} does not fit {self.pretrained_cfg["architecture"]}: missing '
+                f'{missing}, unexpected {result.unexpected_keys}.')
 
 
 def _convert_filter(state_dict, model):
