@@ -199,7 +199,8 @@ class TimmClassifier(nn.Module):
         state = self.convert_state_dict(safe_torch_load(path, map_location='cpu'))
         fc = self.head.fc
         saved = state.get('head.fc.weight')
-        keep_head = isinstance(fc, nn.Linear) and saved is not None and saved.shape == fc.weight.shape
+        keep_head = (isinstance(fc, nn.Linear) and saved is not None
+                     and saved.shape == fc.weight.shape)
         if not keep_head:
             state = {key: value for key, value in state.items() if not key.startswith('head.fc.')}
         result = self.load_state_dict(state, strict=keep_head)
@@ -313,8 +314,8 @@ TIMM_MODELS: Dict[str, TimmModel] = {
        for arch in ('s', 'm', 'b')},
 }
 # the unified family: official name, our class, the release's file name
-for _mixer, _backbone, _file in (('halo', 'UnifiedHaloNet', 'halonet'), ('pvt', 'UnifiedPVT', 'pvt'),
-                                 ('swin', 'UnifiedSwin', 'swin'),
+for _mixer, _backbone, _file in (('halo', 'UnifiedHaloNet', 'halonet'),
+                                 ('pvt', 'UnifiedPVT', 'pvt'), ('swin', 'UnifiedSwin', 'swin'),
                                  ('convnext', 'UnifiedConvNeXt', 'convnext'),
                                  ('dcn_v3', 'UnifiedInternImage', 'internimage')):
     _unified = _family(_backbone, first_conv='backbone.patch_embed.conv1.proj',
@@ -350,7 +351,8 @@ def create_model(name: str, pretrained: bool = False, pretrained_cfg=None,
                 f'{name}: no official checkpoint timm can download (see {cfg.get("origin_url")}). '
                 'Download it and pass pretrained_cfg_overlay=dict(file=PATH).')
     return build_model_with_cfg(
-        TimmClassifier, name, pretrained, pretrained_cfg=base_cfg, pretrained_cfg_overlay=overlay, pretrained_filter_fn=_convert_filter,
+        TimmClassifier, name, pretrained, pretrained_cfg=base_cfg, pretrained_cfg_overlay=overlay,
+        pretrained_filter_fn=_convert_filter,
         feature_cfg=dict(feature_cls='getter', out_indices=(0, 1, 2, 3)),
         **{**model.backbone_args, 'backbone_type': model.backbone, 'arch': model.arch,
            'neck_expand_ratio': model.neck_expand_ratio, **kwargs})
