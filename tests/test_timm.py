@@ -10,9 +10,9 @@ from test_checkpoint_safety import Call
 from test_converter import to_official as groupmixformer_official
 from test_flatten import OFFICIAL_PARAMS as FLATTEN_PARAMS
 from test_flatten import TINY as FLATTEN_TINY
+from test_flatten import to_official as flatten_official
 from test_groupmixformer import OFFICIAL_PARAMS as GROUPMIXFORMER_PARAMS
 from test_sgformer import OFFICIAL_PARAMS as SGFORMER_PARAMS
-from test_flatten import to_official as flatten_official
 from test_sgformer import TINY as SGFORMER_TINY
 from test_sgformer import to_official as sgformer_official
 from test_unified import OFFICIAL_PARAMS as UNIFIED_PARAMS
