@@ -30,7 +30,12 @@ class PointwiseConvPoolNeck(Fusable, BaseModule):
         if isinstance(self.bn, nn.BatchNorm2d):
             self.conv, self.bn = fold_bn(self.conv, self.bn), nn.Identity()
 
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        """The widened map (conv, BN, GELU) before pooling: timm's ``forward_head`` pools it
+        itself, with the pooling that ``global_pool`` chooses."""
+        return self.act(self.bn(self.conv(x)))
+
     def forward(self, inputs):
         if torch.is_tensor(inputs):
             inputs = (inputs, )
-        return tuple(self.act(self.bn(self.conv(x))).mean((2, 3)) for x in inputs)
+        return tuple(self.project(x).mean((2, 3)) for x in inputs)
