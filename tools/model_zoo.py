@@ -202,7 +202,8 @@ def render_doc(configs, params, flops):
         f'registry; **GFLOPs**: the backbone on one image at 224x224 (384x384 for `*_384`), '
         f'{size_key(SIZES["det"])} (Mask R-CNN on COCO) and {size_key(SIZES["seg"])} (UperNet '
         'on ADE20K), one multiply-add one FLOP, as `tools/analysis_tools/get_flops.py` counts '
-        f'(kept in `{FLOPS_FILE}`, `tools/model_zoo.py --measure`).',
+        f'([benchmarks.md](benchmarks.md) says what; kept in `{FLOPS_FILE}`, '
+        '`tools/model_zoo.py --measure`).',
         '- **top-1**: ImageNet-1k; **box / mask AP**: COCO val, Mask R-CNN (schedule where '
         'stated); **mIoU**: ADE20K val.',
         '- Metafiles: `model-index.yml` imports one `metafile.yml` per task and family folder '
