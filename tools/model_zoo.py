@@ -109,16 +109,16 @@ def count_parameters(name, arch):
     return sum(parameter.numel() for parameter in backbone.parameters())
 
 
-def classification_size(name, arch):
-    """224, or the resolution an arch is made for (``base_384``)."""
-    resolution = zoo.MODELS.get((name, arch), {}).get('resolution', 224)
-    return (resolution, resolution) if arch.endswith(f'_{resolution}') else SIZES['cls']
+def classification_size(arch):
+    """224 x 224, or the resolution an arch is named for (``base_384``)."""
+    resolution = arch.rsplit('_', 1)[-1]
+    return (int(resolution), ) * 2 if '_' in arch and resolution.isdigit() else SIZES['cls']
 
 
 def measured_sizes(name, arch, tasks):
     """The input sizes FLOPs are counted at: classification, and the tasks the arch has
     configs for."""
-    sizes = [classification_size(name, arch)]
+    sizes = [classification_size(arch)]
     return sizes + [SIZES[task] for task in ('det', 'seg') if task in tasks]
 
 
@@ -228,7 +228,7 @@ def render_doc(configs, params, flops):
             resolution = f' ({resolution})' if resolution != 224 else ''
             lines.append(
                 f'| `{name}` | `{arch}` | {params[name, arch] / 1e6:.1f} | '
-                f'{gflops(counted, classification_size(name, arch))} | '
+                f'{gflops(counted, classification_size(arch))} | '
                 f'{gflops(counted, SIZES["det"])} | {gflops(counted, SIZES["seg"])} | '
                 f"{paper_cell(facts, 'top1', 'top1_source', resolution)} | "
                 f'{detection_cell(facts)} | {paper_cell(facts, "miou", "seg_source")} | '
@@ -259,7 +259,7 @@ def arch_details(name, arch, facts, tasks):
 def model_entry(name, arch, task, config, params, flops):
     """One ``Models`` item of a metafile: a config of ours with what is known of its backbone."""
     facts = zoo.MODELS.get((name, arch), {})
-    size = classification_size(name, arch) if task == 'cls' else SIZES[task]
+    size = classification_size(arch) if task == 'cls' else SIZES[task]
     metadata = {'Training Data': DATASETS[task], 'Backbone Parameters': params[name, arch]}
     counted = (flops.get(f'{name} {arch}') or {}).get(size_key(size))
     if counted is not None:
