@@ -86,7 +86,7 @@ def test_the_converter_command_writes_what_the_configs_load(configs):
 def test_flops_are_kept_for_every_arch_and_size_and_recount(configs):
     measured = model_zoo.load_flops()
     for name, arch in model_zoo.registered_archs():
-        sizes = model_zoo.measured_sizes(name, arch, configs.get((name, arch), {}))
+        sizes = model_zoo.measured_sizes(arch, configs.get((name, arch), {}))
         assert set(measured[f'{name} {arch}']) == {model_zoo.size_key(s) for s in sizes}
     flops = model_zoo.count_backbone_flops('FLattenPVTv2', 'b0', (224, 224))
     assert measured['FLattenPVTv2 b0']['224x224'] == flops

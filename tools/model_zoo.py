@@ -115,7 +115,7 @@ def classification_size(arch):
     return (int(resolution), ) * 2 if '_' in arch and resolution.isdigit() else SIZES['cls']
 
 
-def measured_sizes(name, arch, tasks):
+def measured_sizes(arch, tasks):
     """The input sizes FLOPs are counted at: classification, and the tasks the arch has
     configs for."""
     sizes = [classification_size(arch)]
@@ -138,7 +138,7 @@ def measure_flops(configs, measured, save):
     size it lacks, calling ``save(measured)`` after each arch (an interrupted run resumes)."""
     for name, arch in registered_archs():
         counts = measured.setdefault(f'{name} {arch}', {})
-        missing = [size for size in measured_sizes(name, arch, configs.get((name, arch), {}))
+        missing = [size for size in measured_sizes(arch, configs.get((name, arch), {}))
                    if size_key(size) not in counts]
         for size in missing:
             counts[size_key(size)] = count_backbone_flops(name, arch, size)
@@ -284,9 +284,12 @@ def model_entry(name, arch, task, config, params, flops):
     return entry
 
 
+#: a metafile Collection per paper and task: the paper's title, then the task's model
+COLLECTION_SUFFIXES = {'cls': '', 'det': ' Mask R-CNN', 'seg': ' UperNet'}
+
+
 def collection_name(name, task):
-    suffix = {'cls': '', 'det': ' Mask R-CNN', 'seg': ' UperNet'}[task]
-    return collection_of(name) + suffix
+    return collection_of(name) + COLLECTION_SUFFIXES[task]
 
 
 def render_metafiles(configs, params, flops):
@@ -300,11 +303,11 @@ def render_metafiles(configs, params, flops):
     files = {}
     for folder, entries in sorted(folders.items()):
         task = entries[0][0]
-        names = sorted({collection_name(name, task) for _, name, _ in entries})
         collections = []
-        for title in names:
-            source = zoo.COLLECTIONS[title.replace(' Mask R-CNN', '').replace(' UperNet', '')]
-            collections.append({'Name': title, 'Metadata': {'Training Data': DATASETS[task]},
+        for title in sorted({collection_of(name) for _, name, _ in entries}):
+            source = zoo.COLLECTIONS[title]
+            collections.append({'Name': title + COLLECTION_SUFFIXES[task],
+                                'Metadata': {'Training Data': DATASETS[task]},
                                 'Paper': {'Title': source['paper'], 'URL': source['paper_url']},
                                 'README': DOC})
         models = sorted((entry for _, _, entry in entries), key=lambda entry: entry['Name'])
