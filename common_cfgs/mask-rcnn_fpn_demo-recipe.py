@@ -45,6 +45,11 @@ val_dataloader = dict(
                  ann_file='annotations/instances_val2017.json',
                  data_prefix=dict(img='val2017/'), pipeline=test_pipeline))
 test_dataloader = val_dataloader
+# tools/test.py --tta at the demo's scale: mask-rcnn_tta.py's three scales (0.5, 1 and 1.5 times
+# the test scale)
+tta_pipeline = _base_.tta_pipeline
+tta_pipeline[1]['transforms'][0] = [dict(type='Resize', scale=(side, side), keep_ratio=True)
+                                    for side in (80, 160, 240)]
 val_evaluator = dict(ann_file=data_root + 'annotations/instances_val2017.json')
 test_evaluator = val_evaluator
 

@@ -40,6 +40,11 @@ train_dataloader = dict(batch_size=4, num_workers=0, persistent_workers=False,
 val_dataloader = dict(batch_size=1, num_workers=0, persistent_workers=False,
                       dataset=dict(pipeline=test_pipeline, **dataset))
 test_dataloader = val_dataloader
+# tools/test.py --tta at the demo's scale: the recipe's ratios of the test scale
+tta_pipeline = _base_.tta_pipeline
+tta_pipeline[1]['transforms'][0] = [
+    dict(type='Resize', scale=(int(128 * ratio), int(128 * ratio)), keep_ratio=True)
+    for ratio in (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)]
 
 optim_wrapper = dict(optimizer=dict(lr=1e-3))
 param_scheduler = [

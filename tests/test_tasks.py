@@ -200,6 +200,92 @@ def test_test_tool_needs_only_the_test_split_and_fails_on_a_mismatched_checkpoin
         evaluate(tmp_path / 'seven_classes.pth')
 
 
+@pytest.mark.parametrize('trained', [('groupmixformer', task) for task in DATA], indirect=True,
+                         ids='-'.join)
+def test_test_tool_tta_and_out(trained, demo_root, tmp_path, in_repo):
+    """tools/test.py --tta tests through the config's tta_model on its tta_pipeline (mmpretrain's
+    flip default for classifiers) and --out keeps the predictions as each library's tool does."""
+    import mmengine
+    from PIL import Image
+    (family, task), _, checkpoint, _ = trained
+    options = [f'{k}={v}' for k, v in short_run_options(task, demo_root).items()]
+    test = load_tool('tools/test.py')
+    out = {tta: str(tmp_path / (f'out_{tta}' + ('' if task == 'seg' else '.pkl')))
+           for tta in (False, True)}
+    for tta in (False, True):
+        metrics = tmp_path / f'metrics_{tta}.json'
+        test.main([DEMOS[family, task], checkpoint, '--work-dir', str(tmp_path / 'work'),
+                   '--out', out[tta], '--metrics-out', str(metrics), *(['--tta'] if tta else []),
+                   '--cfg-options', *options])
+        assert 0 <= json.load(open(metrics))[METRIC[task]] <= 100
+    if task == 'seg':  # a folder of label maps at the images' size, classes only
+        for tta in (False, True):
+            maps = sorted(glob.glob(osp.join(out[tta], '*.png')))
+            assert len(maps) == 4
+            for path in maps:
+                labels = np.asarray(Image.open(path))
+                assert labels.shape == (64, 64) and labels.max() < 7
+        return
+    plain, augmented = (mmengine.load(out[tta]) for tta in (False, True))
+    images = glob.glob(osp.join(demo_root, DATA[task], 'val*', '**', '*.*'), recursive=True)
+    assert len(plain) == len(augmented) == len(images)
+    if task == 'cls':  # the flipped view's scores averaged in
+        for before, after in zip(plain, augmented):
+            assert torch.allclose(after['pred_score'].sum(), torch.tensor(1.))
+            assert not torch.allclose(before['pred_score'], after['pred_score'])
+    else:  # masks kept (RLE), views merged: the first view is flipped, the plain test's is not
+        for before, after in zip(plain, augmented):
+            assert 'flip' not in before and after['flip']
+            instances = after['pred_instances']
+            assert len(instances['masks']) == len(instances['bboxes']) <= 100
+            assert all(mask['size'] == [128, 128] for mask in instances['masks'])
+
+
+def test_test_tool_refuses_what_it_cannot_do(demo_root, tmp_path):
+    test = load_tool('tools/test.py')
+    det = Config.fromfile(osp.join(REPO, DEMOS['groupmixformer', 'det']))
+    with pytest.raises(ValueError, match=r'--out .*predictions.json.*\.pkl or \.pickle'):
+        test.prediction_dump(det, 'predictions.json')
+    for key in ('tta_model', 'tta_pipeline'):
+        det.pop(key)
+    with pytest.raises(ValueError, match='no tta_model and no tta_pipeline'):
+        test.use_test_time_augmentation(det)
+
+
+def test_instance_tta_merges_views_and_keeps_their_masks():
+    """Two views of a 4 x 6 image, the second flipped: its duplicate of the first view's
+    detection goes (NMS), its other detection stays with its mask flipped back."""
+    from mmdet.structures import DetDataSample
+    from mmengine.structures import InstanceData
+
+    from groupmix_backbones.engine import InstanceSegTTAModel
+    detector = Config.fromfile(osp.join(REPO, DEMOS['groupmixformer', 'det'])).model
+    detector.backbone.init_cfg = None
+
+    def view(flip, bboxes, scores, masks):
+        sample = DetDataSample(metainfo=dict(ori_shape=(4, 6), flip=flip,
+                                             flip_direction='horizontal'))
+        sample.pred_instances = InstanceData(
+            bboxes=torch.tensor(bboxes, dtype=torch.float32), scores=torch.tensor(scores),
+            labels=torch.zeros(len(scores), dtype=torch.long), masks=torch.tensor(masks))
+        return sample
+
+    left = [[True, True, False, False, False, False]] * 4  # columns 0-1
+    right = [row[::-1] for row in left]  # columns 4-5: the left mask seen flipped
+    top_right = [[False] * 3 + [True] * 3] + [[False] * 6] * 3  # row 0, columns 3-5
+    top_left = [row[::-1] for row in top_right]
+    tta = InstanceSegTTAModel(module=MODELS.build(detector),
+                              tta_cfg=dict(nms=dict(type='nms', iou_threshold=0.5),
+                                           max_per_img=10))
+    merged, = tta.merge_preds([[view(False, [[0, 0, 2, 4]], [0.9], [left]),
+                                view(True, [[4, 0, 6, 4], [3, 0, 6, 1]], [0.8, 0.7],
+                                     [right, top_right])]])
+    instances = merged.pred_instances
+    assert torch.equal(instances.scores, torch.tensor([0.9, 0.7]))
+    assert torch.equal(instances.bboxes, torch.tensor([[0., 0., 2., 4.], [0., 0., 3., 1.]]))
+    assert torch.equal(instances.masks, torch.tensor([left, top_left]))
+
+
 def test_infer_tool_makes_its_output_folder(demo_root, tmp_path, in_repo):
     folder = osp.join(demo_root, 'imagenet/val/circle')
     image = osp.join(folder, sorted(os.listdir(folder))[0])

@@ -1,11 +1,14 @@
 """Evaluate a checkpoint with any groupmix_backbones config (mmpretrain, mmdet or mmseg scope).
 Launch several processes with ``tools/dist_test.sh``."""
 import argparse
+import copy
 import json
 import os.path as osp
 import time
 
+from mmengine.config import ConfigDict
 from mmengine.dist import get_rank
+from mmengine.evaluator import DumpResults
 from mmengine.runner import Runner
 
 from groupmix_backbones import fuse_modules  # registers the backbones, safe checkpoint loading
@@ -35,6 +38,49 @@ def draw_predictions(cfg, show_dir: str):
     cfg.visualizer.name = f'{scope}-show-dir-{time.time_ns()}'
 
 
+def use_test_time_augmentation(cfg):
+    """Test through the config's ``tta_model`` wrapping its model, on ``tta_pipeline``, as
+    mmpretrain's, mmdet's and mmseg's ``tools/test.py --tta`` do. Our detection and segmentation
+    recipes define both; a classifier without them gets mmpretrain's default (the test pipeline
+    and its flip, scores averaged by ``AverageClsScoreTTA``)."""
+    scope = cfg.get('default_scope')
+    if scope == 'mmpretrain' and 'tta_model' not in cfg:
+        cfg.tta_model = dict(type='mmpretrain.AverageClsScoreTTA')
+    if scope == 'mmpretrain' and 'tta_pipeline' not in cfg:
+        test_pipeline = cfg.test_dataloader.dataset.pipeline
+        flips = [dict(type='RandomFlip', prob=1.), dict(type='RandomFlip', prob=0.)]
+        cfg.tta_pipeline = copy.deepcopy(test_pipeline[:-1]) + [
+            dict(type='TestTimeAug', transforms=[flips, [test_pipeline[-1]]])]
+    missing = [key for key in ('tta_model', 'tta_pipeline') if key not in cfg]
+    if missing:
+        raise ValueError(f'--tta: the config defines no {" and no ".join(missing)}. Inherit a '
+                         'recipe that does (common_cfgs/mask-rcnn_tta.py for Mask R-CNN, '
+                         'common_cfgs/upernet_8xb2-160k_ade20k-512x512-recipe.py for UperNet) or '
+                         'define them as mmdet\'s and mmseg\'s configs do.')
+    cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
+    cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+
+
+def prediction_dump(cfg, out: str):
+    """``--out`` as each library's ``tools/test.py`` means it. mmseg: every prediction written as
+    a label-map PNG into the folder ``out`` by its IoUMetric (set here, in the config); mmpretrain
+    and mmdet: the metric to add to the test evaluator that pickles the predictions into the file
+    ``out`` (mmengine's ``DumpResults``; mmdet's ``DumpDetResults`` encodes masks as RLE)."""
+    scope = cfg.get('default_scope')
+    if scope == 'mmseg':
+        evaluators = cfg.test_evaluator
+        for evaluator in evaluators if isinstance(evaluators, list) else [evaluators]:
+            evaluator.update(output_dir=osp.abspath(out), keep_results=True)
+        return None
+    if not out.endswith(('.pkl', '.pickle')):
+        raise ValueError(f'--out {out!r}: {scope} predictions are dumped to a pickle file; name '
+                         'one ending in .pkl or .pickle.')
+    if scope == 'mmdet':
+        from mmdet.evaluation import DumpDetResults
+        return DumpDetResults(out_file_path=out)
+    return DumpResults(out_file_path=out)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('config', help='config file')
@@ -44,13 +90,23 @@ def main(argv=None):
                         help='fold batch norms into convolutions before testing (same outputs)')
     parser.add_argument('--show-dir', help='draw the predictions of every test image here '
                         "(the library's visualizer: boxes and masks, label maps, labels)")
+    parser.add_argument('--tta', action='store_true',
+                        help="test-time augmentation: the config's tta_model and tta_pipeline "
+                        '(multi-scale and flip, as the papers test)')
+    parser.add_argument('--out', help='keep the predictions: a .pkl file (mmpretrain, mmdet) or '
+                        'a folder of label-map PNGs (mmseg)')
     add_runner_args(parser)
     args = parser.parse_args(argv)
     cfg = prepare_cfg(load_cfg(args), args.config, args.launcher, args.work_dir, command='test')
     cfg.load_from = args.checkpoint
     if args.show_dir:
         draw_predictions(cfg, args.show_dir)
+    if args.tta:
+        use_test_time_augmentation(cfg)
+    dump = prediction_dump(cfg, args.out) if args.out else None
     runner = Runner.from_cfg(cfg)
+    if dump is not None:
+        runner.test_evaluator.metrics.append(dump)
     # strict: a checkpoint that does not fit the model (another arch, other heads) is an error,
     # where the Runner's own loading (load_or_resume) would only log a warning and test whatever
     # weights the model was left with
