@@ -195,7 +195,7 @@ def render_doc(configs, params, flops):
         'Every registered backbone and arch: what its paper or official repository reports '
         '(linked), what we count, the official weights and how to convert them, and our '
         'configs. The reported numbers are those of the official weights; the converted '
-        'classifiers compute what the official ones compute (README, "Pretrained weights"). '
+        'classifiers compute what the official ones compute ([checkpoints.md](checkpoints.md)). '
         '"–": not published there, or no config of that task.',
         '',
         f'- **params**: the backbone (no classifier head, neck or decode head), counted from the '
