@@ -28,7 +28,6 @@ Any input size:
 * the position embedding of the 224 grid (sine-cosine initialised, learned) is resized bicubically
   to the stage-1 map, and checkpoints of another grid load resized.
 """
-import math
 from collections import OrderedDict
 
 import torch
@@ -184,7 +183,7 @@ class SignificanceMap(nn.Module):
         if local_mask is not None:
             logits = logits + local_mask[:, None]
         probs = logits.softmax(-1).mean(2)  # (B, windows, w*w queries, w*w keys)
-        padded_hw = (math.ceil(H / w) * w, math.ceil(W / w) * w)
+        padded_hw = (-(-H // w) * w, -(-W // w) * w)  # integer ceil: symbolic when exported
         if local_mask is not None:  # padded queries give nothing
             real = torch.zeros(1, *padded_hw, 1, device=probs.device)
             real[:, :H, :W] = 1
@@ -272,7 +271,7 @@ class SignificanceGuidedAttention(LePEAttention):
         merged = []
         for start, end, size, aggregator in zip(bounds, bounds[1:], self.group_sizes,
                                                 self.aggregators):
-            groups = math.ceil((end - start) / size)
+            groups = -(-(end - start) // size)  # ceil
             part = F.pad(tokens[:, start:end], (0, 0, 0, groups * size - (end - start)))
             merged.append(aggregator(part.reshape(B, groups, size, C).transpose(2, 3))[..., 0])
         return torch.cat(merged, dim=1)

@@ -4,9 +4,9 @@ import torch.nn as nn
 
 from ...registry import register_backbone
 from ..base import TokenStage
-from ..layers import (ConvPatchEmbed, Mlp, build_norm, check_heads, drop_path, image_to_tokens,
-                      key_mask, pad_to_multiple, real_map, softmax_attention, window_partition,
-                      window_reverse)
+from ..layers import (ConvPatchEmbed, Mlp, build_norm, check_heads, drop_path, exporting,
+                      image_to_tokens, key_mask, pad_to_multiple, real_map, softmax_attention,
+                      window_partition, window_reverse)
 from .common import FLattenBackbone, FocusedLinearAttention
 
 
@@ -51,13 +51,14 @@ class CSWinStripeAttention(nn.Module):
                               channels_last=True)
         padded_hw = tuple(qkv.shape[1:3])
         windows = window_partition(qkv, window)  # (B * nW, n, 3C)
-        num_windows, n = windows.shape[0] // B, window[0] * window[1]
+        num_windows = padded_hw[0] // window[0] * (padded_hw[1] // window[1])
+        n = window[0] * window[1]
         q, k, v = windows.chunk(3, dim=-1)
         lepe = _lepe(self.lepe, v, window)
         q, k, v, lepe = (t.reshape(B, num_windows, n, self.num_heads, -1).transpose(2, 3)
                          for t in (q, k, v, lepe))  # (B, nW, heads, n, d)
         mask = None
-        if padded_hw != (H, W):
+        if exporting() or padded_hw != (H, W):  # (exported: masked at any size)
             valid = window_partition(real_map((H, W), padded_hw, q.device)[None, :, :, None],
                                      window)[..., 0]  # (nW, n)
             mask = key_mask(valid, q.dtype)[:, None, None, :]

@@ -1,7 +1,7 @@
 """Layers that more than one family uses. Family files import from here, never from each other."""
 from .attention import (MASK_VALUE, ShiftedWindowAttention, SpatialReductionAttention, check_heads,
-                        key_mask, real_map, relative_position_index, shifted_window_mask,
-                        size_cache, softmax_attention)
+                        key_mask, real_map, relative_position_index, roll_map, shifted_window_mask,
+                        size_cache, softmax_attention, window_shift)
 from .block import PreNormBlock
 from .deformable import DCNv3, deformable_sample, kernel_grid
 from .drop import drop_path, drop_path_schedule
@@ -11,14 +11,14 @@ from .init import fan_out_normal_
 from .halo import HaloAttention, halo_key_mask, halo_relative_index, make_divisible
 from .mlp import Mlp
 from .norm import build_norm
-from .shape import (SavedGrids, adapt_saved_grids, image_to_tokens, pad_for_strided_conv,
+from .shape import (SavedGrids, adapt_saved_grids, exporting, image_to_tokens, pad_for_strided_conv,
                     pad_to_multiple, resize_pos_embed, to_2tuple, tokens_to_image,
                     window_partition, window_reverse)
 
 __all__ = [
     'MASK_VALUE', 'PreNormBlock', 'ShiftedWindowAttention', 'SpatialReductionAttention',
     'check_heads', 'key_mask', 'real_map', 'relative_position_index', 'shifted_window_mask', 'softmax_attention',
-    'size_cache', 'DCNv3', 'deformable_sample', 'kernel_grid', 'drop_path', 'drop_path_schedule',
+    'size_cache', 'roll_map', 'window_shift', 'exporting', 'DCNv3', 'deformable_sample', 'kernel_grid', 'drop_path', 'drop_path_schedule',
     'ConvPatchEmbed', 'GridPositionEmbedding', 'PatchMerging', 'Fusable', 'fold_bn',
     'fuse_modules', 'fan_out_normal_', 'HaloAttention',
     'halo_key_mask', 'halo_relative_index', 'make_divisible', 'Mlp',
