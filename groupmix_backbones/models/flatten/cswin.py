@@ -47,7 +47,8 @@ class CSWinStripeAttention(nn.Module):
         H, W = hw_shape
         s = self.split_size
         window = {None: (H, W), 0: (H, s), 1: (s, W)}[self.direction]
-        qkv = pad_to_multiple(torch.cat([q, k, v], -1).reshape(B, H, W, 3 * C), window,
+        multiple = {None: 1, 0: (1, s), 1: (s, 1)}[self.direction]  # (the stripes' axis only)
+        qkv = pad_to_multiple(torch.cat([q, k, v], -1).reshape(B, H, W, 3 * C), multiple,
                               channels_last=True)
         padded_hw = tuple(qkv.shape[1:3])
         windows = window_partition(qkv, window)  # (B * nW, n, 3C)
