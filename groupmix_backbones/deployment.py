@@ -14,6 +14,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from .models.layers import exporting, to_2tuple
+
 #: ONNX opset of the exported graphs (ONNX Runtime 1.32 runs opsets up to 23)
 OPSET = 18
 INPUT_NAME = 'input'
@@ -26,12 +28,36 @@ class OnnxMismatchError(RuntimeError):
     """An exported graph that fails, or differs from PyTorch, at some input size."""
 
 
+class ShapeAdaptiveAvgPool2d(nn.AdaptiveAvgPool2d):
+    """``nn.AdaptiveAvgPool2d`` (the original op in eager mode) whose exported graph computes its
+    bins from the input size: torch's decomposition of the op fixes the example's bins (mmseg's
+    pyramid pooling then fails at other sizes). Each bin's mean is a difference of cumulative
+    sums at bin edges ``floor(i * n / bins)`` and ``ceil((i + 1) * n / bins)``, as the op's."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not exporting():
+            return super().forward(x)
+        for dim, bins in zip((2, 3), to_2tuple(self.output_size)):
+            x = _adaptive_mean(x, dim, bins if bins is not None else x.shape[dim])
+        return x
+
+
+def _adaptive_mean(x: torch.Tensor, dim: int, bins: int) -> torch.Tensor:
+    size, index = x.shape[dim], torch.arange(bins, device=x.device)
+    start, end = index * size // bins, ((index + 1) * size + bins - 1) // bins
+    sums = x.cumsum(dim)
+    sums = torch.cat([torch.zeros_like(sums.narrow(dim, 0, 1)), sums], dim)  # sums[:, 0] = 0
+    count = (end - start).to(x.dtype).reshape([-1 if d == dim else 1 for d in range(x.dim())])
+    return (sums.index_select(dim, end) - sums.index_select(dim, start)) / count
+
+
 class ExportForward(nn.Module):
     """What an exported graph computes from a normalised image batch (B, 3, H, W) (the data
     preprocessor's mean/std and channel order are not in the graph):
 
     * mmpretrain classifier: class logits (B, classes);
-    * mmseg segmentor: ``encode_decode`` logits resized to the input, (B, classes, H, W);
+    * mmseg segmentor: ``encode_decode`` logits resized to the input, (B, classes, H, W) (its
+      adaptive poolings become :class:`ShapeAdaptiveAvgPool2d`);
     * ``backbone_only``: the backbone's maps, through the config's neck if it has one (mmdet:
       FPN; mmpretrain: pooling). An mmdet detector exports this way only: its RoI heads (NMS,
       RoIAlign, per-image box lists) need mmdeploy's rewrites and custom ops.
@@ -46,6 +72,9 @@ class ExportForward(nn.Module):
             raise ValueError('An mmdet detector exports its backbone and neck only (add '
                              '--backbone-only): its RoI heads need mmdeploy (see the README).')
         self.model, self.scope, self.backbone_only = model, scope, backbone_only
+        for module in model.modules():  # (the same op in eager mode: see the class)
+            if type(module) is nn.AdaptiveAvgPool2d:
+                module.__class__ = ShapeAdaptiveAvgPool2d
 
     def forward(self, inputs: torch.Tensor):
         if self.backbone_only:
