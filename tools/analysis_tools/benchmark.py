@@ -129,8 +129,9 @@ def measure_row(ours, official, inputs, mode, args, onnx=None):
                           for i, other in enumerate(others)))
 
 
-def other_cells(batch, seconds, theirs, mode, with_peak=True):
-    """The cells of the official model or ONNX Runtime: speed, peak, speed-up over ours."""
+def other_cells(batch, seconds, theirs, mode, with_peak=True, speed_up_of_theirs=False):
+    """The cells of the official model or ONNX Runtime: speed, peak, and the speed-up of ours
+    over theirs (their time / ours), or with ``speed_up_of_theirs`` of theirs over ours."""
     blank = ['-', '-'] if with_peak else ['-']
     if theirs is None:
         return ['-', *blank]
@@ -138,7 +139,8 @@ def other_cells(batch, seconds, theirs, mode, with_peak=True):
         return [theirs, *blank]
     value = f'{batch / theirs[0]:.3g}' if mode == 'infer' else f'{theirs[0] * 1e3:.0f}'
     peak = [f'{theirs[1] * 2 ** -20:.0f}'] if with_peak else []
-    return [value, *peak, f'{theirs[0] / seconds:.2f}x']
+    ratio = seconds / theirs[0] if speed_up_of_theirs else theirs[0] / seconds
+    return [value, *peak, f'{ratio:.2f}x']
 
 
 def row_cells(label, shape, batch, params, flops, results, with_official, with_onnx=False):
@@ -150,7 +152,8 @@ def row_cells(label, shape, batch, params, flops, results, with_official, with_o
         if with_official:
             cells += other_cells(batch, seconds, theirs, mode)
         if with_onnx and mode == 'infer':
-            cells += other_cells(batch, seconds, onnx, mode, with_peak=False)
+            cells += other_cells(batch, seconds, onnx, mode, with_peak=False,
+                                 speed_up_of_theirs=True)
     return cells
 
 
@@ -165,7 +168,7 @@ def header(modes, with_official, args):
             cells += [f'Official {mode} {unit}', f'Official {mode} peak (MiB)',
                       f'{MODES[mode]} speed-up']
         if args.onnxruntime and mode == 'infer':
-            cells += [f'ONNX Runtime {mode} {unit}', 'ONNX Runtime speed-up']
+            cells += [f'ONNX Runtime {mode} {unit}', 'ONNX Runtime speed-up over ours']
     return cells
 
 
