@@ -1,7 +1,7 @@
-"""ONNX export at any size: every registered class (one block per stage) exported once at 257x289
-(every stage's map odd and larger than a 7 window) and run in ONNX Runtime at three sizes, one
-odd, against PyTorch; the export tool on a classifier,
-a UperNet segmentor and a Mask R-CNN's backbone + FPN, from checkpoints on disk."""
+"""ONNX export at any size: every registered class (one or two blocks per stage) exported once
+at 257x289 (every stage's map odd and larger than a 7 window) and run in ONNX Runtime at three
+sizes, one odd, against PyTorch; the export tool on a classifier, a UperNet segmentor and a Mask
+R-CNN's backbone + FPN, from checkpoints on disk."""
 import os.path as osp
 
 import pytest
@@ -22,10 +22,15 @@ CHECK_SIZES = [(1, 64, 64), (2, 45, 71), (1, 96, 96)]  # (batch, height, width)
 ATOL = 1e-4
 
 
+#: classes whose blocks alternate (Swin's shifted windows, SG-Former's significance-guided
+#: attention after hybrid-scale attention): two blocks per stage, so that both kinds export
+TWO_BLOCKS = {'FLattenSwin', 'UnifiedSwin', 'SGFormer'}
+
+
 def small_backbone(cls):
-    """The class's first arch with one block per stage, in eval mode."""
+    """The class's first arch with one block per stage (two in :data:`TWO_BLOCKS`), eval mode."""
     arch = dict(cls.arch_zoo[next(iter(cls.arch_zoo))])
-    arch['depths'] = [1] * len(arch['depths'])
+    arch['depths'] = [2 if cls.__name__ in TWO_BLOCKS else 1] * len(arch['depths'])
     torch.manual_seed(0)
     return cls(arch=arch).eval()
 
@@ -37,10 +42,11 @@ def inputs(sizes):
 
 @pytest.mark.parametrize('cls', CLASSES, ids=[cls.__name__ for cls in CLASSES])
 def test_backbone_runs_at_any_size_from_one_file(cls, tmp_path):
-    model = small_backbone(cls)
-    path = export_onnx(model, torch.randn(EXAMPLE), str(tmp_path / 'backbone.onnx'))
-    checks = check_onnx(path, model, inputs(CHECK_SIZES), atol=ATOL)
-    assert [shape for shape, _ in checks] == [(b, 3, h, w) for b, h, w in CHECK_SIZES]
+    model, example = small_backbone(cls), torch.randn(EXAMPLE)
+    path = export_onnx(model, example, str(tmp_path / 'backbone.onnx'))
+    # the example too: its stage-3 maps are larger than a window (Swin's shift applies there)
+    checks = check_onnx(path, model, [*inputs(CHECK_SIZES), example], atol=ATOL)
+    assert [shape for shape, _ in checks] == [(b, 3, h, w) for b, h, w in CHECK_SIZES] + [EXAMPLE]
 
 
 def test_a_size_fixed_in_the_graph_is_reported(tmp_path):

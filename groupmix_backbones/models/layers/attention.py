@@ -93,13 +93,16 @@ def window_shift(hw_shape, window_size: int, shifted: bool, device):
 
 
 def roll_map(x: torch.Tensor, shift, dims) -> torch.Tensor:
-    """``x.roll((shift, shift), dims)``; a tensor ``shift`` (:func:`window_shift` while exporting)
-    rolls by gathering the rows and columns at ``(i - shift) mod size``."""
+    """``x.roll((shift, shift), dims)``; a tensor ``shift`` (:func:`window_shift` while exporting,
+    ``|shift| <= size``) rolls by gathering the rows and columns at ``(i - shift) mod size``, the
+    modulo written as two wraps (ONNX export takes no remainder by a symbolic size)."""
     if not torch.is_tensor(shift):
         return x.roll((shift, shift), dims=dims) if shift else x
     for dim in dims:
         size = x.shape[dim]
-        x = x.index_select(dim, (torch.arange(size, device=x.device) - shift) % size)
+        index = torch.arange(size, device=x.device) - shift
+        index = torch.where(index < 0, index + size, index)
+        x = x.index_select(dim, torch.where(index >= size, index - size, index))
     return x
 
 
