@@ -22,9 +22,10 @@ CHECK_SIZES = [(1, 64, 64), (2, 45, 71), (1, 96, 96)]  # (batch, height, width)
 ATOL = 1e-4
 
 
-#: classes whose blocks alternate (Swin's shifted windows, SG-Former's significance-guided
-#: attention after hybrid-scale attention): two blocks per stage, so that both kinds export
-TWO_BLOCKS = {'FLattenSwin', 'UnifiedSwin', 'SGFormer'}
+#: classes whose blocks alternate (Swin's shifted windows): two blocks per stage, so that both
+#: kinds export. (SG-Former's second, significance-guided block: its export takes over two
+#: minutes of this CPU, too long for the suite; see the README.)
+TWO_BLOCKS = {'FLattenSwin', 'UnifiedSwin'}
 
 
 def small_backbone(cls):

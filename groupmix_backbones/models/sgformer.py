@@ -282,7 +282,9 @@ class SignificanceGuidedAttention(LePEAttention):
         H, W = hw_shape
         by_rows = significance.reshape(B, N).sort(dim=1)[1]
         by_cols = significance.transpose(1, 2).reshape(B, N).sort(dim=1)[1]
-        by_cols = by_cols % H * W + by_cols // H  # column-major scan index -> token index
+        # column-major scan index -> token index (a table, not ``% H * W + // H``: ONNX export
+        # takes no remainder by a symbolic size)
+        by_cols = torch.arange(N, device=x.device).reshape(H, W).t().flatten()[by_cols]
         order = torch.cat([by_rows, by_cols], dim=1)[..., None].expand(-1, -1, C)
         merged = self.merge(x.gather(1, order).reshape(2 * B, N, C)).reshape(B, 2, -1, C)
         kv = torch.cat([kv(merged[:, i]).reshape(B, -1, 2, self.num_heads // 2,
