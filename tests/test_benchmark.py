@@ -70,3 +70,21 @@ def test_official_columns_need_classifiers(tmp_path, in_repo):
     with pytest.raises(SystemExit):
         load_tool('tools/analysis_tools/benchmark.py').main(
             [CONFIG, '--backbone-only', '--official-repo', str(tmp_path), *FAST])
+
+
+def test_onnxruntime_column(tmp_path, in_repo):
+    """ONNX Runtime timed beside ours; a detector (RoI heads) says it fails to export."""
+    out = tmp_path / 'onnx.md'
+    load_tool('tools/analysis_tools/benchmark.py').main(
+        ['mmpretrain_cfgs/groupmixformer/groupmixformer-micro_demo.py',
+         'mmdet_cfgs/groupmixformer/mask-rcnn_groupmixformer-micro_fpn_demo.py', '--onnxruntime',
+         '--mode', 'infer', '--no-flops', '--shape', '64', '64', '--markdown', str(out), *FAST])
+    classifier, detector = table(out)
+    assert float(classifier['ONNX Runtime infer img/s']) > 0
+    ratio = float(classifier['Infer img/s']) / float(classifier['ONNX Runtime infer img/s'])
+    assert float(classifier['ONNX Runtime speed-up over ours'][:-1]) == pytest.approx(
+        1 / ratio, rel=0.05)
+    assert detector['ONNX Runtime infer img/s'].startswith('fails to export')
+    with pytest.raises(SystemExit):  # ONNX Runtime's CPU provider only
+        load_tool('tools/analysis_tools/benchmark.py').main(
+            [CONFIG, '--onnxruntime', '--device', 'cuda', *FAST])

@@ -28,7 +28,6 @@ Any input size:
 * the position embedding of the 224 grid (sine-cosine initialised, learned) is resized bicubically
   to the stage-1 map, and checkpoints of another grid load resized.
 """
-import math
 from collections import OrderedDict
 
 import torch
@@ -184,7 +183,7 @@ class SignificanceMap(nn.Module):
         if local_mask is not None:
             logits = logits + local_mask[:, None]
         probs = logits.softmax(-1).mean(2)  # (B, windows, w*w queries, w*w keys)
-        padded_hw = (math.ceil(H / w) * w, math.ceil(W / w) * w)
+        padded_hw = (-(-H // w) * w, -(-W // w) * w)  # integer ceil: symbolic when exported
         if local_mask is not None:  # padded queries give nothing
             real = torch.zeros(1, *padded_hw, 1, device=probs.device)
             real[:, :H, :W] = 1
@@ -272,7 +271,7 @@ class SignificanceGuidedAttention(LePEAttention):
         merged = []
         for start, end, size, aggregator in zip(bounds, bounds[1:], self.group_sizes,
                                                 self.aggregators):
-            groups = math.ceil((end - start) / size)
+            groups = -(-(end - start) // size)  # ceil
             part = F.pad(tokens[:, start:end], (0, 0, 0, groups * size - (end - start)))
             merged.append(aggregator(part.reshape(B, groups, size, C).transpose(2, 3))[..., 0])
         return torch.cat(merged, dim=1)
@@ -283,7 +282,9 @@ class SignificanceGuidedAttention(LePEAttention):
         H, W = hw_shape
         by_rows = significance.reshape(B, N).sort(dim=1)[1]
         by_cols = significance.transpose(1, 2).reshape(B, N).sort(dim=1)[1]
-        by_cols = by_cols % H * W + by_cols // H  # column-major scan index -> token index
+        # column-major scan index -> token index (a table, not ``% H * W + // H``: ONNX export
+        # takes no remainder by a symbolic size)
+        by_cols = torch.arange(N, device=x.device).reshape(H, W).t().flatten()[by_cols]
         order = torch.cat([by_rows, by_cols], dim=1)[..., None].expand(-1, -1, C)
         merged = self.merge(x.gather(1, order).reshape(2 * B, N, C)).reshape(B, 2, -1, C)
         kv = torch.cat([kv(merged[:, i]).reshape(B, -1, 2, self.num_heads // 2,

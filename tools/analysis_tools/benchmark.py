@@ -3,7 +3,8 @@ configs, as one table; with official clones, against the official implementation
 
     python tools/analysis_tools/benchmark.py CONFIG [CONFIG ...] [--shape H W ...] [--batch-size N]
         [--mode infer|train|both] [--backbone-only] [--repeat R] [--warmup W] [--rounds K]
-        [--device cpu|cuda] [--fuse] [--compile] [--official-repo PATH ...] [--markdown FILE]
+        [--device cpu|cuda] [--fuse] [--compile] [--onnxruntime] [--official-repo PATH ...]
+        [--markdown FILE]
 
 Each model is built as in ``get_flops.py`` (SyncBN -> BN, random weights) and called on random
 inputs through its plain tensor forward (``model.backbone`` with ``--backbone-only``).
@@ -26,11 +27,18 @@ its cells.
 warm-up, not timed); the official models stay eager. Run as a script, the process keeps freed
 memory for reuse (``groupmix_backbones.policy.allocator.keep_freed_cpu_memory``, as the train,
 test and infer tools), for ours and the official alike.
+``--onnxruntime`` (infer, CPU) adds ONNX Runtime columns: ours exported as
+``tools/deployment/pytorch2onnx.py`` exports it (``groupmix_backbones.deployment``; the same
+tensor forward, traced at the input size with a batch of at least 2), checked against PyTorch at
+the input, then timed in turns with ours (and the official) in this process, with torch's thread
+count as ONNX Runtime's intra-op threads; the speed-up is ours' time / ONNX Runtime's. A model that
+fails to export says so in its cell (an mmdet detector exports with ``--backbone-only`` only).
 """
 import argparse
 import datetime
 import os.path as osp
 import platform
+import tempfile
 
 import torch
 from mmengine.analysis import parameter_count
@@ -40,6 +48,7 @@ from groupmix_backbones import fuse_modules
 from groupmix_backbones.analysis import (TensorForward, build_model, count_flops,
                                          measure_alternately)
 from groupmix_backbones.analysis.official import OFFICIAL, build_official
+from groupmix_backbones.deployment import OnnxRuntimeModel, check_onnx, export_onnx
 from groupmix_backbones.policy.allocator import keep_freed_cpu_memory
 
 MODES = {'infer': 'Infer', 'train': 'Train'}
@@ -86,40 +95,65 @@ def build_rows(config, args):
         yield label, shape, ours, official, params, flops
 
 
-def measure_row(ours, official, inputs, mode, args):
-    """((ours seconds, peak), (official seconds, peak) or an error text or None) of ``mode``;
-    ``official`` is a model, None or the text of its failure to build."""
-    if isinstance(official, str):
-        return measure_row(ours, None, inputs, mode, args)[0], official
-    models = [ours] if official is None else [ours, official]
+def onnx_runtime_model(ours, inputs, folder):
+    """``ours`` exported to ONNX at the input's size (a batch of at least 2) and checked against
+    PyTorch on ``inputs``, as an ONNX Runtime session with torch's thread count; or the text of
+    why not."""
+    path = osp.join(folder, 'model.onnx')
+    example = torch.randn(max(2, len(inputs)), *inputs.shape[1:])
     try:
-        results = measure_alternately(models, inputs, mode, rounds=args.rounds,
-                                      repeat=args.repeat, warmup=args.warmup)
+        export_onnx(ours, example, path)
+        check_onnx(path, ours, [inputs.cpu()], atol=1e-3)
+    except Exception as error:  # what did not export is a cell of the table
+        return f'fails to export ({type(error).__name__})'
+    return OnnxRuntimeModel(path, threads=torch.get_num_threads())
+
+
+def measure_row(ours, official, inputs, mode, args, onnx=None):
+    """``(ours, official, onnx)`` results of ``mode``: ours (seconds, peak); the official model's
+    and ONNX Runtime's (seconds, peak), the text of a failure, or None. ``official`` and ``onnx``
+    are a model, None or the text of a failure to build (ONNX Runtime times inference only)."""
+    others = [official, onnx if mode == 'infer' else None]
+    runnable = [i for i, other in enumerate(others) if isinstance(other, torch.nn.Module)]
+    timing = dict(rounds=args.rounds, repeat=args.repeat, warmup=args.warmup)
+    try:
+        results = measure_alternately([ours] + [others[i] for i in runnable], inputs, mode,
+                                      **timing)
+        done = dict(zip(runnable, results[1:]))
     except Exception as error:  # the official model at a size it cannot run
-        if official is None:
+        if not runnable:
             raise
-        mine = measure_alternately([ours], inputs, mode, rounds=args.rounds, repeat=args.repeat,
-                                   warmup=args.warmup)[0]
-        return mine, f'fails ({type(error).__name__})'
-    return results[0], (results[1] if official is not None else None)
+        results = measure_alternately([ours], inputs, mode, **timing)
+        done = dict.fromkeys(runnable, f'fails ({type(error).__name__})')
+    return (results[0], *(done.get(i, other if isinstance(other, str) else None)
+                          for i, other in enumerate(others)))
 
 
-def row_cells(label, shape, batch, params, flops, results, with_official):
+def other_cells(batch, seconds, theirs, mode, with_peak=True, speed_up_of_theirs=False):
+    """The cells of the official model or ONNX Runtime: speed, peak, and the speed-up of ours
+    over theirs (their time / ours), or with ``speed_up_of_theirs`` of theirs over ours."""
+    blank = ['-', '-'] if with_peak else ['-']
+    if theirs is None:
+        return ['-', *blank]
+    if isinstance(theirs, str):
+        return [theirs, *blank]
+    value = f'{batch / theirs[0]:.3g}' if mode == 'infer' else f'{theirs[0] * 1e3:.0f}'
+    peak = [f'{theirs[1] * 2 ** -20:.0f}'] if with_peak else []
+    ratio = seconds / theirs[0] if speed_up_of_theirs else theirs[0] / seconds
+    return [value, *peak, f'{ratio:.2f}x']
+
+
+def row_cells(label, shape, batch, params, flops, results, with_official, with_onnx=False):
     cells = [label, f'{batch}x{shape[0]}x{shape[1]}', f'{params / 1e6:.2f}',
              '-' if flops is None else f'{flops / 1e9:.2f}']
-    mib = 2 ** -20
-    for mode, ((seconds, peak), theirs) in results.items():
+    for mode, ((seconds, peak), theirs, onnx) in results.items():
         value = f'{batch / seconds:.3g}' if mode == 'infer' else f'{seconds * 1e3:.0f}'
-        cells += [value, f'{peak * mib:.0f}']
-        if not with_official:
-            continue
-        if theirs is None:
-            cells += ['-', '-', '-']
-        elif isinstance(theirs, str):
-            cells += [theirs, '-', '-']
-        else:
-            value = f'{batch / theirs[0]:.3g}' if mode == 'infer' else f'{theirs[0] * 1e3:.0f}'
-            cells += [value, f'{theirs[1] * mib:.0f}', f'{theirs[0] / seconds:.2f}x']
+        cells += [value, f'{peak * 2 ** -20:.0f}']
+        if with_official:
+            cells += other_cells(batch, seconds, theirs, mode)
+        if with_onnx and mode == 'infer':
+            cells += other_cells(batch, seconds, onnx, mode, with_peak=False,
+                                 speed_up_of_theirs=True)
     return cells
 
 
@@ -133,6 +167,8 @@ def header(modes, with_official, args):
         if with_official:
             cells += [f'Official {mode} {unit}', f'Official {mode} peak (MiB)',
                       f'{MODES[mode]} speed-up']
+        if args.onnxruntime and mode == 'infer':
+            cells += [f'ONNX Runtime {mode} {unit}', 'ONNX Runtime speed-up over ours']
     return cells
 
 
@@ -158,6 +194,8 @@ def main(argv=None):
                         default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--fuse', action='store_true', help='fuse our models (infer mode only)')
     parser.add_argument('--compile', action='store_true', help='torch.compile our models')
+    parser.add_argument('--onnxruntime', action='store_true',
+                        help='also time ours exported to ONNX in ONNX Runtime (infer, CPU)')
     parser.add_argument('--no-flops', dest='flops', action='store_false',
                         help='skip counting FLOPs')
     parser.add_argument('--official-repo', action='append', default=[], metavar='PATH',
@@ -169,6 +207,9 @@ def main(argv=None):
     modes = ['infer', 'train'] if args.mode == 'both' else [args.mode]
     if args.fuse and 'train' in modes:
         parser.error('--fuse folds batch norms for inference: use it with --mode infer.')
+    if args.onnxruntime and (args.device != 'cpu' or 'infer' not in modes):
+        parser.error('--onnxruntime times ONNX Runtime\'s CPU inference: use it with --device cpu '
+                     'and --mode infer or both.')
     rows, with_official = [], bool(args.official_repo)
     for label, shape, ours, official, params, flops in (
             row for config in args.configs for row in build_rows(config, args)):
@@ -177,11 +218,14 @@ def main(argv=None):
             fuse_modules(ours)
         if isinstance(official, torch.nn.Module):
             official.to(args.device)
-        runner = torch.compile(ours) if args.compile else ours
         inputs = torch.randn(args.batch_size, 3, *shape, device=args.device)
-        results = {mode: measure_row(runner, official, inputs, mode, args) for mode in modes}
+        with tempfile.TemporaryDirectory() as folder:
+            onnx = onnx_runtime_model(ours, inputs, folder) if args.onnxruntime else None
+            runner = torch.compile(ours) if args.compile else ours
+            results = {mode: measure_row(runner, official, inputs, mode, args, onnx)
+                       for mode in modes}
         rows.append(row_cells(label, shape, args.batch_size, params, flops, results,
-                              with_official))
+                              with_official, args.onnxruntime))
         print(markdown([header(modes, with_official, args), rows[-1]]), flush=True)
     table = (f'Measured {datetime.date.today()} on {machine()}, {args.device}; median of '
              f'{args.rounds} x {args.repeat} steps after {args.warmup} warm-up'

@@ -7,8 +7,8 @@ import torch.nn as nn
 from ...registry import register_backbone
 from ..base import TokenStage
 from ..layers import (AttentionWeights, ConvPatchEmbed, Mlp, build_norm, check_heads, drop_path,
-                      image_to_tokens, key_mask, map_windows, real_map, softmax_attention,
-                      window_cells, window_partition, window_reverse)
+                      exporting, image_to_tokens, key_mask, map_windows, real_map,
+                      softmax_attention, window_cells, window_partition, window_reverse)
 from .common import FLattenBackbone, FocusedLinearAttention
 
 
@@ -50,21 +50,23 @@ class CSWinStripeAttention(nn.Module):
         H, W = hw_shape
         s = self.split_size
         window = {None: (H, W), 0: (H, s), 1: (s, W)}[self.direction]
+        multiple = {None: 1, 0: (1, s), 1: (s, 1)}[self.direction]  # (the stripes' axis only)
         windows, padded_hw = map_windows(torch.cat([q, k, v], -1).reshape(B, H, W, 3 * C),
-                                         window)  # (B * nW, n, 3C)
-        num_windows, n = windows.shape[0] // B, window[0] * window[1]
+                                         window, multiple=multiple)  # (B * nW, n, 3C)
+        num_windows = padded_hw[0] // window[0] * (padded_hw[1] // window[1])
+        n = window[0] * window[1]
         q, k, v = windows.chunk(3, dim=-1)
         lepe = _lepe(self.lepe, v, window)
         q, k, v, lepe = (t.reshape(B, num_windows, n, self.num_heads, -1).transpose(2, 3)
                          for t in (q, k, v, lepe))  # (B, nW, heads, n, d)
         mask = None
-        if padded_hw != (H, W):
+        if exporting() or padded_hw != (H, W):  # (exported: masked at any size)
             valid = window_partition(real_map((H, W), padded_hw, q.device)[None, :, :, None],
                                      window)[..., 0]  # (nW, n)
             mask = key_mask(valid, q.dtype)[:, None, None, :]
         record = None
         if self.attn_weights.recording:
-            cells = window_cells(hw_shape, window, device=q.device)  # (nW, n)
+            cells = window_cells(hw_shape, window, multiple=multiple, device=q.device)  # (nW, n)
             record = partial(self.attn_weights, queries=cells, keys=cells, hw_shape=(H, W))
         out = softmax_attention(q, k, v, mask=mask, record=record,
                                 dropout_p=self.attn_drop if self.training else 0.) + lepe

@@ -2,7 +2,7 @@
 from .attention import (MASK_VALUE, AttentionWeights, ShiftedWindowAttention,
                         SpatialReductionAttention, check_heads, key_mask, real_map,
                         recording_attention, relative_position_index, shifted_window_mask,
-                        size_cache, softmax_attention)
+                        size_cache, softmax_attention, window_shift)
 from .block import PreNormBlock
 from .deformable import DCNv3, deformable_sample, kernel_grid
 from .drop import drop_path, drop_path_schedule
@@ -12,15 +12,15 @@ from .init import fan_out_normal_
 from .halo import HaloAttention, halo_key_mask, halo_relative_index, make_divisible
 from .mlp import Mlp
 from .norm import build_norm
-from .shape import (SavedGrids, adapt_saved_grids, image_to_tokens, map_windows,
-                    pad_for_strided_conv, pad_to_multiple, resize_pos_embed, to_2tuple,
+from .shape import (SavedGrids, adapt_saved_grids, exporting, image_to_tokens, map_windows,
+                    pad_for_strided_conv, pad_to_multiple, resize_pos_embed, roll_map, to_2tuple,
                     tokens_to_image, window_cells, window_partition, window_reverse)
 
 __all__ = [
     'MASK_VALUE', 'AttentionWeights', 'recording_attention', 'PreNormBlock',
     'ShiftedWindowAttention', 'SpatialReductionAttention', 'check_heads', 'key_mask', 'real_map',
     'relative_position_index', 'shifted_window_mask', 'softmax_attention',
-    'size_cache', 'DCNv3', 'deformable_sample', 'kernel_grid', 'drop_path', 'drop_path_schedule',
+    'size_cache', 'window_shift', 'exporting', 'roll_map', 'DCNv3', 'deformable_sample', 'kernel_grid', 'drop_path', 'drop_path_schedule',
     'ConvPatchEmbed', 'GridPositionEmbedding', 'PatchMerging', 'Fusable', 'fold_bn',
     'fuse_modules', 'fan_out_normal_', 'HaloAttention',
     'halo_key_mask', 'halo_relative_index', 'make_divisible', 'Mlp',

@@ -7,8 +7,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .norm import build_norm
-from .shape import (SavedGrids, image_to_tokens, map_windows, pad_to_multiple, tokens_to_image,
-                    window_cells, window_partition, window_reverse)
+from .shape import (SavedGrids, exporting, image_to_tokens, map_windows, pad_to_multiple,
+                    roll_map, tokens_to_image, window_cells, window_partition, window_reverse)
 
 MASK_VALUE = -1e4  # additive mask of keys a query must not see (finite: no NaN rows, fits fp16)
 
@@ -70,7 +70,13 @@ def softmax_attention(q, k, v, *, mask=None, dropout_p: float = 0., record=None)
     q, k, v = (t.reshape(-1, heads, t.shape[-2], t.shape[-1]) for t in (q, k, v))
     if mask is not None:
         mask = mask.to(q.dtype).expand(*lead, heads, num_q, num_k).reshape(-1, heads, num_q, num_k)
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+    if exporting() and not dropout_p:  # written out: the exporter gives SDPA's fused output
+        # one memory layout while tracing and another after decomposing it, and then fails on
+        # reshapes of it; ONNX gets these same MatMul and Softmax nodes either way
+        logits = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)
+        out = (logits if mask is None else logits + mask).softmax(-1) @ v
+    else:
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
     return out.reshape(*lead, heads, num_q, out.shape[-1])
 
 
@@ -110,25 +116,40 @@ def real_map(hw_shape, padded_hw, device) -> torch.Tensor:
 def key_mask(valid: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """The additive attention mask of a boolean of visible keys: 0 where visible, MASK_VALUE
     elsewhere (every padded-key mask of the package is built through here)."""
-    return torch.zeros(valid.shape, device=valid.device, dtype=dtype).masked_fill(~valid,
-                                                                                   MASK_VALUE)
+    # (shaped by ``valid`` itself: an exported graph would fix a new tensor's symbolic shape)
+    zero = torch.zeros((), device=valid.device, dtype=dtype)
+    return torch.where(valid, zero, zero + MASK_VALUE)
 
 
-def shifted_window_mask(hw_shape, padded_hw, window_size: int, shift: int, device):
+def window_shift(hw_shape, window_size: int, shifted: bool, device):
+    """Swin's shift of a block: half a window when ``shifted`` and the map is larger than a window
+    on both sides, else 0. While exporting, a 0-dim tensor that the graph computes from the map
+    size (a Python int would fix the choice made at the example's size)."""
+    if not shifted:
+        return 0
+    if not exporting():
+        return window_size // 2 if min(hw_shape) > window_size else 0
+    larger = [(torch.arange(size, device=device) >= window_size).any() for size in hw_shape]
+    return (larger[0] & larger[1]).long() * (window_size // 2)
+
+
+def shifted_window_mask(hw_shape, padded_hw, window_size: int, shift, device):
     """(num_windows, w*w, w*w) additive mask of Swin's shifted windows on a map padded to window
     multiples: keys of other shift regions and padded keys are masked; None when every window is
-    whole and unshifted."""
+    whole and unshifted. ``shift`` is an int, or a tensor while exporting (then the mask is always
+    built; with a shift of 0 its regions are whole windows)."""
     (H, W), (Hp, Wp), w = hw_shape, padded_hw, window_size
-    if not shift and (H, W) == (Hp, Wp):
+    traced = exporting()
+    if not traced and not shift and (H, W) == (Hp, Wp):
         return None
     rows, cols = torch.arange(Hp, device=device), torch.arange(Wp, device=device)
     valid = real_map((H, W), (Hp, Wp), device)
     region = torch.zeros(Hp, Wp, device=device, dtype=torch.long)
-    if shift:  # regions of the rolled map: [0, P-w), [P-w, P-shift), [P-shift, P) on each axis
+    if traced or shift:  # regions of the rolled map: [0, P-w), [P-w, P-shift), [P-shift, P)
         row_id = (rows >= Hp - w).long() + (rows >= Hp - shift).long()
         col_id = (cols >= Wp - w).long() + (cols >= Wp - shift).long()
         region = row_id[:, None] * 3 + col_id[None, :]
-        valid = valid.roll((-shift, -shift), dims=(0, 1))
+        valid = roll_map(valid, -shift, dims=(0, 1))
     region = window_partition(region[None, :, :, None], w)[..., 0]  # (nW, w*w)
     valid = window_partition(valid[None, :, :, None], w)[..., 0]
     return key_mask((region[:, :, None] == region[:, None, :]) & valid[:, None, :])
@@ -161,9 +182,9 @@ class ShiftedWindowAttention(SavedGrids, nn.Module):
     def forward(self, x, hw_shape):
         B, N, C = x.shape
         (H, W), w = hw_shape, self.window_size
-        shift = w // 2 if self.shifted and min(H, W) > w else 0
+        shift = window_shift((H, W), w, self.shifted, x.device)
         windows, padded_hw = map_windows(x.reshape(B, H, W, C), w, shift)  # (B * nW, w*w, C)
-        num_windows, n = windows.shape[0] // B, w * w
+        num_windows, n = padded_hw[0] // w * (padded_hw[1] // w), w * w
         q, k, v = self.qkv(windows).reshape(B, num_windows, n, 3, self.num_heads, -1).permute(
             3, 0, 1, 4, 2, 5)  # each (B, nW, heads, n, d)
         index = relative_position_index(w, x.device).reshape(-1)
@@ -173,13 +194,12 @@ class ShiftedWindowAttention(SavedGrids, nn.Module):
             bias = bias + mask[:, None]  # (nW, heads, n, n)
         record = None
         if self.attn_weights.recording:
-            cells = window_cells(hw_shape, w, shift, x.device)  # (nW, n)
+            cells = window_cells(hw_shape, w, shift, device=x.device)  # (nW, n)
             record = partial(self.attn_weights, queries=cells, keys=cells, hw_shape=(H, W))
         out = softmax_attention(q, k, v, mask=bias, record=record,
                                 dropout_p=self.attn_drop if self.training else 0.)
         out = window_reverse(out.transpose(2, 3).reshape(B * num_windows, n, C), w, padded_hw)
-        if shift:
-            out = out.roll((shift, shift), dims=(1, 2))
+        out = roll_map(out, shift, dims=(1, 2))
         return self.proj_drop(self.proj(out[:, :H, :W].reshape(B, N, C)))
 
 

@@ -6,7 +6,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .attention import check_heads, key_mask, size_cache, softmax_attention
-from .shape import SavedGrids, pad_to_multiple
+from .shape import SavedGrids, exporting, pad_to_multiple
 
 
 def make_divisible(value: float, divisor: int = 8, round_limit: float = .9) -> int:
@@ -22,6 +22,19 @@ def halo_relative_index(block_size: int, win_size: int, device: torch.device) ->
     and a key at window position j along one axis: ``j - i + win - 1``."""
     return (torch.arange(win_size, device=device)[None, :] -
             torch.arange(block_size, device=device)[:, None] + win_size - 1)
+
+
+def halo_windows(x: torch.Tensor, block_size: int, win_size: int) -> torch.Tensor:
+    """``x.unfold(1, win, block).unfold(2, win, block)`` of a (B, H, W, C) map: (B, nh, nw, C, win,
+    win), the window of each block. While exporting, the windows are gathered by row and column
+    indices computed from the map size (ONNX has no unfold with symbolic sizes)."""
+    if not exporting():
+        return x.unfold(1, win_size, block_size).unfold(2, win_size, block_size)
+    for dim in (1, 3):  # (..., size, ...) -> (..., num_blocks, win, ...): rows, then columns
+        starts = torch.arange(0, x.shape[dim] - win_size + 1, block_size, device=x.device)
+        index = (starts[:, None] + torch.arange(win_size, device=x.device)).flatten()
+        x = x.index_select(dim, index).unflatten(dim, (-1, win_size))
+    return x.permute(0, 1, 3, 5, 2, 4)  # (B, nh, win, nw, win, C) -> (B, nh, nw, C, win, win)
 
 
 @size_cache
@@ -105,7 +118,7 @@ class HaloAttention(SavedGrids, nn.Module):
         q = self.q(x).reshape(B, nh, b, nw, b, heads, dqk).permute(0, 1, 3, 5, 2, 4, 6)
         q = q.reshape(B, nh * nw, heads, b * b, dqk)
         kv = F.pad(self.kv(x), (0, 0, halo, halo, halo, halo))
-        kv = kv.unfold(1, win, b).unfold(2, win, b)  # (B, nh, nw, heads * (dqk + dv), win, win)
+        kv = halo_windows(kv, b, win)  # (B, nh, nw, heads * (dqk + dv), win, win)
         kv = kv.reshape(B, nh * nw, heads, dqk + dv, win * win).transpose(-2, -1)
         k, v = kv.split([dqk, dv], dim=-1)
         bias = self.relative_logits(q) + halo_key_mask((H, W), b, halo, x.device, q.dtype)

@@ -8,6 +8,14 @@ import torch.nn.functional as F
 from mmengine.logging import print_log
 
 
+def exporting() -> bool:
+    """True while ``torch.export`` or ``torch.onnx.export`` trace the model. Size-dependent code then
+    branches on no size and caches nothing: it computes its pads, masks and resized grids from the
+    symbolic sizes, so that one exported graph serves every input size (a branch taken on the
+    example's size would be baked into the graph)."""
+    return torch.compiler.is_exporting() or torch.onnx.is_in_onnx_export()
+
+
 def to_2tuple(value) -> Tuple[int, int]:
     """``7`` -> ``(7, 7)``; pairs pass through as tuples."""
     return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
@@ -28,15 +36,23 @@ def pad_to_multiple(x: torch.Tensor, multiple, channels_last: bool = False) -> t
     so that H and W are multiples of ``multiple`` (an int or an (h, w) pair)."""
     mh, mw = to_2tuple(multiple)
     H, W = x.shape[1:3] if channels_last else x.shape[2:4]
-    pad_h, pad_w = -H % mh, -W % mw
-    if not pad_h and not pad_w:
+    # (-H % mh as a ceil: the exporter's symbolic sizes simplify ceils, not negated remainders)
+    pad_h, pad_w = (H + mh - 1) // mh * mh - H, (W + mw - 1) // mw * mw - W
+    if not exporting() and not pad_h and not pad_w:
         return x
     return F.pad(x, (0, 0, 0, pad_w, 0, pad_h) if channels_last else (0, pad_w, 0, pad_h))
 
 
 def pad_for_strided_conv(x: torch.Tensor, kernel_size, stride, padding) -> torch.Tensor:
     """Zero-pad the bottom/right of (B, C, H, W) so that a conv with these settings outputs
-    ``ceil(H / stride) x ceil(W / stride)`` (what a stride-s stem should give for any size)."""
+    ``ceil(H / stride) x ceil(W / stride)`` (what a stride-s stem should give for any size).
+
+    While exporting, the pad is ``kernel - 2 * padding - 1`` whatever the size: the same output
+    size and values (the rows it adds beyond the least pad are read by no output), no branch on
+    the size."""
+    if exporting():
+        extra = [max(0, k - 2 * p - 1) for k, p in zip(to_2tuple(kernel_size), to_2tuple(padding))]
+        return F.pad(x, (0, extra[1], 0, extra[0]))
     extra = []
     for size, k, s, p in zip(x.shape[2:4], to_2tuple(kernel_size), to_2tuple(stride),
                              to_2tuple(padding)):
@@ -53,23 +69,35 @@ def window_partition(x: torch.Tensor, window_hw) -> torch.Tensor:
     return x.reshape(-1, wh * ww, C)
 
 
-def map_windows(x: torch.Tensor, window_hw, shift: int = 0):
-    """(B, H, W, C) -> the windows (B * num_windows, wh * ww, C) of the map zero-padded to window
-    multiples and rolled ``shift`` cells up and left (Swin's shifted windows), and the padded
-    map's (Hp, Wp)."""
-    x = pad_to_multiple(x, window_hw, channels_last=True)
+def roll_map(x: torch.Tensor, shift, dims) -> torch.Tensor:
+    """``x.roll((shift, shift), dims)``; a tensor ``shift`` (:func:`window_shift` while exporting,
+    ``|shift| <= size``) rolls by gathering the rows and columns at ``(i - shift) mod size``, the
+    modulo written as two wraps (ONNX export takes no remainder by a symbolic size)."""
+    if not torch.is_tensor(shift):
+        return x.roll((shift, shift), dims=dims) if shift else x
+    for dim in dims:
+        size = x.shape[dim]
+        index = torch.arange(size, device=x.device) - shift
+        index = torch.where(index < 0, index + size, index)
+        x = x.index_select(dim, torch.where(index >= size, index - size, index))
+    return x
+
+
+def map_windows(x: torch.Tensor, window_hw, shift=0, multiple=None):
+    """(B, H, W, C) -> the windows (B * num_windows, wh * ww, C) of the map zero-padded to
+    multiples of ``multiple`` (default: the window) and rolled ``shift`` cells up and left (Swin's
+    shifted windows; see :func:`roll_map`), and the padded map's (Hp, Wp)."""
+    x = pad_to_multiple(x, window_hw if multiple is None else multiple, channels_last=True)
     padded_hw = tuple(x.shape[1:3])
-    if shift:
-        x = x.roll((-shift, -shift), dims=(1, 2))
-    return window_partition(x, window_hw), padded_hw
+    return window_partition(roll_map(x, -shift, dims=(1, 2)), window_hw), padded_hw
 
 
-def window_cells(hw_shape, window_hw, shift: int = 0, device=None) -> torch.Tensor:
+def window_cells(hw_shape, window_hw, shift: int = 0, *, multiple=None, device=None):
     """(num_windows, wh * ww): the map cell (``row * W + col``; -1: padding) of each token of
     :func:`map_windows`' windows of a ``hw_shape`` map."""
     H, W = hw_shape
     cells = torch.arange(1, H * W + 1, device=device).reshape(1, H, W, 1)  # padding: 0
-    return map_windows(cells, window_hw, shift)[0][..., 0] - 1
+    return map_windows(cells, window_hw, shift, multiple)[0][..., 0] - 1
 
 
 def window_reverse(windows: torch.Tensor, window_hw, hw_shape) -> torch.Tensor:
@@ -83,9 +111,10 @@ def window_reverse(windows: torch.Tensor, window_hw, hw_shape) -> torch.Tensor:
 def resize_pos_embed(pos_embed: torch.Tensor, src_hw, dst_hw, mode: str = 'bicubic',
                      align_corners: bool = False) -> torch.Tensor:
     """Interpolate position embedding tokens (1, src_h*src_w, C) of a src_hw grid to dst_hw; returned
-    unchanged when the grids are equal."""
+    unchanged when the grids are equal (while exporting, interpolated anyway: a resize to the same
+    grid gives the same values, and the exported graph then resizes at any size)."""
     src_hw, dst_hw = tuple(src_hw), tuple(dst_hw)
-    if src_hw == dst_hw:
+    if not exporting() and src_hw == dst_hw:
         return pos_embed
     grid = pos_embed.reshape(1, *src_hw, -1).permute(0, 3, 1, 2)
     grid = F.interpolate(grid, size=dst_hw, mode=mode, align_corners=align_corners)
@@ -112,10 +141,12 @@ class SavedGrids:
         While no gradient is recorded for it, a resize is computed once per size, device, dtype
         and parameter version (an optimizer step or a load makes a new one) and cached."""
         hw_shape = tuple(hw_shape)
-        if tuple(grid) == hw_shape:
-            return param
         resize = (lambda: resize_pos_embed(param, grid, hw_shape, mode=self.grid_mode,
                                            align_corners=self.grid_align_corners))
+        if exporting():  # resized in the graph, at every size
+            return resize()
+        if tuple(grid) == hw_shape:
+            return param
         if (torch.is_grad_enabled() and param.requires_grad) or torch.compiler.is_compiling() \
                 or param.is_inference():  # an inference tensor has no version to key on
             return resize()

@@ -1,0 +1,120 @@
+"""ONNX export at any size: every registered class (one or two blocks per stage) exported once
+at 257x289 (every stage's map odd and larger than a 7 window) and run in ONNX Runtime at three
+sizes, one odd, against PyTorch; the export tool on a classifier, a UperNet segmentor and a Mask
+R-CNN's backbone + FPN, from checkpoints on disk."""
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+
+import groupmix_backbones  # noqa: F401
+from groupmix_backbones.analysis import build_model
+from groupmix_backbones.deployment import (ExportForward, OnnxMismatchError, check_onnx,
+                                           export_onnx)
+from groupmix_backbones.registry import BACKBONES
+
+from conftest import REPO, load_tool
+
+CLASSES = list(BACKBONES)
+EXAMPLE = (2, 3, 257, 289)
+CHECK_SIZES = [(1, 64, 64), (2, 45, 71), (1, 96, 96)]  # (batch, height, width)
+ATOL = 1e-4
+
+
+#: classes whose blocks alternate (Swin's shifted windows): two blocks per stage, so that both
+#: kinds export. (SG-Former's second, significance-guided block: its export takes over two
+#: minutes of this CPU, too long for the suite; see the README.)
+TWO_BLOCKS = {'FLattenSwin', 'UnifiedSwin'}
+
+
+def small_backbone(cls):
+    """The class's first arch with one block per stage (two in :data:`TWO_BLOCKS`), eval mode."""
+    arch = dict(cls.arch_zoo[next(iter(cls.arch_zoo))])
+    arch['depths'] = [2 if cls.__name__ in TWO_BLOCKS else 1] * len(arch['depths'])
+    torch.manual_seed(0)
+    return cls(arch=arch).eval()
+
+
+def inputs(sizes):
+    generator = torch.Generator().manual_seed(1)
+    return [torch.randn(b, 3, h, w, generator=generator) for b, h, w in sizes]
+
+
+@pytest.mark.parametrize('cls', CLASSES, ids=[cls.__name__ for cls in CLASSES])
+def test_backbone_runs_at_any_size_from_one_file(cls, tmp_path):
+    model, example = small_backbone(cls), torch.randn(EXAMPLE)
+    path = export_onnx(model, example, str(tmp_path / 'backbone.onnx'))
+    # the example too: its stage-3 maps are larger than a window (Swin's shift applies there)
+    checks = check_onnx(path, model, [*inputs(CHECK_SIZES), example], atol=ATOL)
+    assert [shape for shape, _ in checks] == [(b, 3, h, w) for b, h, w in CHECK_SIZES] + [EXAMPLE]
+
+
+def test_a_size_fixed_in_the_graph_is_reported(tmp_path):
+    """A graph that holds the example's size (here: exported without dynamic sizes) fails the
+    check loudly, naming the input size."""
+    model = torch.nn.Conv2d(3, 4, 3, padding=1).eval()
+    path = str(tmp_path / 'fixed.onnx')
+    torch.onnx.export(model, (torch.randn(2, 3, 64, 64), ), dynamo=True, input_names=['input'],
+                      verbose=False).save(path)
+    check_onnx(path, model, inputs([(2, 64, 64)]))
+    with pytest.raises(OnnxMismatchError, match=r'\(1, 3, 45, 71\)'):
+        check_onnx(path, model, inputs([(1, 45, 71)]))
+
+
+def test_detector_needs_backbone_only():
+    model, scope = build_model(osp.join(
+        REPO, 'mmdet_cfgs/groupmixformer/mask-rcnn_groupmixformer-micro_fpn_demo.py'))
+    with pytest.raises(ValueError, match='--backbone-only'):
+        ExportForward(model, scope)
+
+
+TOOL_CASES = {  # config, extra arguments
+    'classifier': ('mmpretrain_cfgs/groupmixformer/groupmixformer-micro_demo.py', []),
+    'upernet': ('mmseg_cfgs/groupmixformer/upernet_groupmixformer-micro_demo.py', []),
+    'backbone+fpn': ('mmdet_cfgs/groupmixformer/mask-rcnn_groupmixformer-micro_fpn_demo.py',
+                     ['--backbone-only']),
+}
+
+
+@pytest.mark.parametrize('case', list(TOOL_CASES))
+def test_export_tool(case, tmp_path, capsys):
+    config, extra = TOOL_CASES[case]
+    config = osp.join(REPO, config)
+    model, scope = build_model(config)
+    checkpoint = str(tmp_path / 'model.pth')
+    torch.save({'state_dict': model.state_dict()}, checkpoint)
+    out = str(tmp_path / 'model.onnx')
+    load_tool('tools/deployment/pytorch2onnx.py').main(
+        [config, checkpoint, '--out', out, '--shape', '257', '289', '--check-shape', '45', '71',
+         *extra])
+    printed = capsys.readouterr().out
+    assert 'on 2x3x257x289' in printed and 'on 1x3x45x71' in printed
+    # a third size from the same file, against the model with the saved weights
+    module = ExportForward(model, scope, backbone_only=bool(extra))
+    checks = check_onnx(out, module, inputs([(1, 96, 96)]), atol=ATOL)
+    assert checks[0][0] == (1, 3, 96, 96)
+    if case == 'upernet':  # logits at the input size
+        with torch.no_grad():
+            assert module(inputs([(1, 45, 71)])[0]).shape[2:] == (45, 71)
+
+
+def test_tool_refuses_a_wrong_checkpoint(tmp_path):
+    config = osp.join(REPO, 'mmpretrain_cfgs/groupmixformer/groupmixformer-micro_demo.py')
+    checkpoint = str(tmp_path / 'other.pth')
+    torch.save({'state_dict': {'backbone.unknown': torch.zeros(1)}}, checkpoint)
+    tool = load_tool('tools/deployment/pytorch2onnx.py')
+    with pytest.raises(SystemExit, match='does not fit'):
+        tool.main([config, checkpoint, '--out', str(tmp_path / 'x.onnx')])
+    assert not osp.exists(tmp_path / 'x.onnx')
+
+
+def test_tool_loads_through_the_safe_loader(tmp_path):
+    """A checkpoint that would run code when unpickled is refused, not executed."""
+    from groupmix_backbones.policy.checkpoint import UnsafeCheckpointError
+    config = osp.join(REPO, 'mmpretrain_cfgs/groupmixformer/groupmixformer-micro_demo.py')
+    checkpoint = tmp_path / 'evil.pth'
+    torch.save({'state_dict': {}, 'payload': Config}, checkpoint)  # a class: reflective
+    tool = load_tool('tools/deployment/pytorch2onnx.py')
+    with pytest.raises(UnsafeCheckpointError):
+        tool.main([config, str(checkpoint), '--out', str(tmp_path / 'x.onnx')])
