@@ -371,6 +371,11 @@ class DenseBackbone(Fusable, NoWeightDecay, BaseModule):
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)
 
+    def saved_arch(self, state_dict, prefix: str) -> Optional[str]:
+        """The arch (``"Name(arch='tiny')"``) of this class a state dict of another arch holds, for
+        error messages; None when the family cannot tell."""
+        return None
+
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         adapt_saved_grids(self, state_dict, prefix)
         check_backbone_state(self, state_dict, prefix, optional=self.optional_state_prefixes,

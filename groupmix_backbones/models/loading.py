@@ -31,7 +31,8 @@ def _official_hint(state_dict) -> str:
     if found is None:
         return ''
     fmt, backbone = found
-    return (f' It is an official {backbone} checkpoint ({fmt.repo}): convert it first with '
+    return (f' It is an official {backbone} checkpoint ({fmt.repo}): load it through mmengine '
+            f'(init_cfg, load_from, load_checkpoint), which converts it, or convert it with '
             f'`python {fmt.script} SRC DST` and load DST.')
 
 
@@ -63,8 +64,13 @@ def check_backbone_state(backbone, state_dict, prefix: str, *, optional=(), new=
     else:
         lines += [f'{kind}: {_some(keys)}' for kind, keys in (
             ('missing', missing), ('shape mismatch', mismatched), ('unexpected', unexpected)) if keys]
-        lines.append('It was saved from another arch or family; use the config it was trained '
-                     'with, or a checkpoint of this arch.')
+        saved = backbone.saved_arch(state_dict, prefix)
+        if saved:
+            lines.append(f'It holds {saved}; valid archs: {", ".join(backbone.arch_zoo)}. Use '
+                         'the config of its arch, or a checkpoint of this one.')
+        else:
+            lines.append('It was saved from another arch or family; use the config it was '
+                         'trained with, or a checkpoint of this arch.')
     raise CheckpointMismatchError('\n'.join(lines))
 
 

@@ -120,6 +120,23 @@ class UnifiedBackbone(DenseBackbone):
         self.build_output_norms(partial(build_norm, STEM_NORM), norm_outputs=norm_outputs)
         self.finish_build()
 
+    def saved_arch(self, state_dict, prefix: str):
+        """The named arch whose depths and widths (of the blocks' first norms) ``state_dict``
+        holds under ``prefix``; otherwise those depths and widths."""
+        depths, widths = [], []
+        while f'{prefix}stages.{len(depths)}.blocks.0.norm1.weight' in state_dict:
+            stage = f'{prefix}stages.{len(depths)}.blocks.'
+            widths.append(int(state_dict[f'{stage}0.norm1.weight'].shape[0]))
+            depths.append(1 + max(int(key[len(stage):].split('.', 1)[0])
+                                  for key in state_dict if key.startswith(stage)))
+        if not depths:
+            return None
+        name = type(self).__name__
+        for arch, settings in self.arch_zoo.items():
+            if list(settings['depths']) == depths and list(settings['embed_dims']) == widths:
+                return f"{name}(arch='{arch}')"
+        return f'a {name} of depths {depths} and widths {widths}'
+
     def build_mixer(self, stage: int, index: int, dim: int) -> nn.Module:
         """The token mixer of block ``index`` of ``stage``, called as ``mixer(tokens, hw_shape)``."""
         raise NotImplementedError

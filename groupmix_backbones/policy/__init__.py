@@ -24,6 +24,8 @@ from .scopes import pipeline_in_scope, run_in_scope
 # upstream, https://github.com/open-mmlab/mmengine/pull/1650, turns weights_only off), and its http
 # loader reads through torch.hub.load_state_dict_from_url with weights_only=False, which runs any
 # pickle (no upstream issue found).
+# Official checkpoints of our families come back converted to ours (logged), so every path that
+# loads one (init_cfg, load_from, resume, the inferencers) takes it as it is (a feature, no issue).
 SAFE_LOADERS = {
     '': checkpoint.load_from_local,
     ('http://', 'https://'): checkpoint.load_from_http,
