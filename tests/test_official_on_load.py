@@ -119,13 +119,13 @@ def build_detector():
         return DET_MODELS.build(cfg.model)
 
 
-def to_official_detector(state):
+def to_official_detector(state, mixer='swin'):
     """Our detector's keys and layouts -> the official mmdet 2.x ones (backbone as the official
     classifier's, ``out_norm_<i>`` for our output norms; neck and heads as they are)."""
     backbone = {key: value for key, value in state.items()
                 if key.startswith('backbone.') and '.output_norms.' not in key}
-    official = {f'backbone.{key}': value for key, value in to_official('swin', backbone).items()}
-    official.pop('backbone.stages.0.1.attn_mask')  # the detection blocks have none
+    official = {f'backbone.{key}': value for key, value in to_official(mixer, backbone).items()}
+    official.pop('backbone.stages.0.1.attn_mask', None)  # the detection blocks have none
     for key, value in state.items():
         if '.output_norms.' in key:
             index, rest = key[len('backbone.output_norms.'):].split('.')
@@ -171,6 +171,27 @@ def test_detector_loads_through_the_mmdet_apis_as_offline_conversion(official_de
     inferencer = DetInferencer(model=DET_CONFIG, weights=src, device='cpu', show_progress=False)
     assert_same_state(inferencer.model, converted)
     assert not marker.exists()  # the mmdet 2.x config text is dropped, never run
+
+
+@pytest.mark.parametrize('mixer', MIXERS)
+def test_every_mixer_of_a_detector_converts(mixer):
+    """The backbone of each mixer's official detector (through the classifier's tables, with its
+    layouts) loads strictly into the official detection backbone of ours and computes the same."""
+    cls = getattr(groupmix_backbones, MIXERS[mixer])
+    source = perturbed(cls(arch='micro', stage_norms=False, norm_outputs=True))
+    state = {f'backbone.{key}': value for key, value in source.state_dict().items()}
+    state['rpn_head.rpn_conv.weight'] = torch.zeros(256, 256, 3, 3)
+    converted, summary = STM_DETECTION.convert_checkpoint(
+        {'state_dict': to_official_detector(state, mixer)}, source='official.pth')
+    assert f"{MIXERS[mixer]} (arch='micro')" in summary
+    target = cls(arch='micro', stage_norms=False, norm_outputs=True).eval()
+    target.load_state_dict({key[len('backbone.'):]: value for key, value in
+                            converted['state_dict'].items() if key.startswith('backbone.')},
+                           strict=True)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        for ours, theirs in zip(target(x), source(x)):
+            torch.testing.assert_close(ours, theirs)
 
 
 @pytest.fixture
