@@ -3,6 +3,7 @@ detector (made here in the official layout) loads through init_cfg, mmengine's l
 Runner's load_from and the mmdet/mmpretrain APIs, converted in memory (logged) to exactly what the
 offline converter writes; a crafted pickle is refused on each of these paths; a checkpoint of
 another arch says which arch it holds."""
+import json
 import os
 
 import pytest
@@ -17,7 +18,7 @@ from mmengine.runner.checkpoint import load_checkpoint
 from mmpretrain.apis import init_model as init_classifier
 
 import groupmix_backbones  # noqa: F401
-from conftest import REPO
+from conftest import REPO, load_tool
 from groupmix_backbones import UnifiedSwin
 from groupmix_backbones.converters import (DETECTION_RESULTS, STM, STM_DETECTION,
                                            ConversionError)
@@ -25,6 +26,7 @@ from groupmix_backbones.models import CheckpointMismatchError
 from groupmix_backbones.policy.checkpoint import UnsafeCheckpointError
 from test_checkpoint_safety import Call
 from test_loading import Records
+from test_tasks import DEMOS, short_run_options
 from test_unified import MIXERS, build_classifier, classifier_cfg, to_official
 
 DET_CONFIG = os.path.join(REPO, 'mmdet_cfgs/unified/mask-rcnn_unified-swin-micro_fpn_1x_coco.py')
@@ -75,8 +77,8 @@ def test_classifier_loads_on_every_path_as_offline_conversion(official_classifie
     backbone = UnifiedSwin(arch='micro', init_cfg=dict(type='Pretrained', checkpoint=src,
                                                       prefix='backbone.'))
     _, log = logged(backbone.init_weights)
-    assert f"Converted checkpoint '{src}' on load: {num_official} tensors of the 'model' entry " \
-           'of an official unified token-mixer (STM-Evaluation) checkpoint' in log
+    assert f"Converted checkpoint '{src}' on load into UnifiedSwin: {num_official} tensors of " \
+           "the 'model' entry of an official unified token-mixer (STM-Evaluation) checkpoint" in log
     assert "UnifiedSwin (arch='micro')" in log and 'stm2mmpretrain.py' in log
     assert_same_state(backbone, {key: value for key, value in converted.items()
                                  if key.startswith('backbone.')}, prefix='backbone.')
@@ -194,6 +196,29 @@ def test_every_mixer_of_a_detector_converts(mixer):
             torch.testing.assert_close(ours, theirs)
 
 
+def test_test_tool_evaluates_the_official_detector_as_its_conversion(demo_root, tmp_path):
+    """tools/test.py loads strictly: an official-layout detector of the demo's shape (U-InternImage-
+    Micro, the official detection backbone) gives the metrics of its offline conversion."""
+    options = dict(short_run_options('det', demo_root), **{'model.backbone.stage_norms': False,
+                                                           'model.backbone.norm_outputs': True})
+    cfg = Config.fromfile(os.path.join(REPO, DEMOS['unified', 'det']))
+    cfg.merge_from_dict(options)
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        source = perturbed(DET_MODELS.build(cfg.model))
+    src, dst = tmp_path / 'official.pth', tmp_path / 'converted.pth'
+    torch.save({'state_dict': to_official_detector(source.state_dict(), 'dcnv3')}, src)
+    STM_DETECTION.main([str(src), str(dst)])
+    test, metrics = load_tool('tools/test.py'), tmp_path / 'metrics.json'
+
+    def evaluate(weights):
+        test.main([DEMOS['unified', 'det'], str(weights), '--work-dir', str(tmp_path / 'work'),
+                   '--metrics-out', str(metrics), '--cfg-options',
+                   *[f'{key}={value}' for key, value in options.items()]])
+        return json.load(open(metrics))
+
+    assert evaluate(src) == evaluate(dst)
+
+
 @pytest.fixture
 def crafted(tmp_path):
     """An official-looking checkpoint whose pickle runs ``touch marker``."""
@@ -233,6 +258,21 @@ def test_official_checkpoint_of_another_arch_names_it(official_classifier):
     with pytest.raises(CheckpointMismatchError, match=r"It holds UnifiedSwin\(arch='micro'\); "
                                                       'valid archs: micro, tiny, small, base'):
         model.init_weights()
+
+
+def test_other_models_get_official_looking_checkpoints_as_they_are(tmp_path):
+    """Official PVT checkpoints share keys with FLatten-PVT's; a model without our backbones (as
+    mmdet's PVT, which converts them itself) loads them unconverted."""
+    model = torch.nn.Module()
+    model.pos_embed1 = torch.nn.Parameter(torch.randn(1, 16, 8))
+    model.patch_embed1 = torch.nn.Module()
+    model.patch_embed1.proj = torch.nn.Conv2d(3, 8, 4, 4)
+    path = str(tmp_path / 'pvt.pth')
+    torch.save({'state_dict': {key: torch.randn_like(value)
+                          for key, value in model.state_dict().items()}}, path)
+    _, log = logged(lambda: load_checkpoint(model, path, strict=True))
+    assert 'Converted' not in log
+    assert_same_state(model, torch.load(path, weights_only=True)['state_dict'])
 
 
 def test_official_checkpoint_of_no_official_size_is_refused(tmp_path):

@@ -1,7 +1,7 @@
 """The converter core: rule tables that rename official checkpoint keys to ours, the recognition of
-official checkpoints, their conversion on load (:func:`convert_on_load`, which every checkpoint
-loader of :mod:`groupmix_backbones.policy` applies) and the command line every
-``tools/model_converters/*.py`` runs."""
+official checkpoints, their conversion on load into a model of ours (:func:`convert_for_model`,
+which :mod:`groupmix_backbones.policy` applies wherever mmengine loads a state dict) and the command
+line every ``tools/model_converters/*.py`` runs."""
 import argparse
 import os.path as osp
 import re
@@ -9,6 +9,8 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Uni
 
 import torch
 from mmengine.logging import print_log
+
+from ..registry import BACKBONES
 
 Target = Union[str, Callable[[re.Match], Optional[str]], None]
 # Entries of an official checkpoint that may hold its state dict, in the order one is taken: the
@@ -170,20 +172,26 @@ def recognise(checkpoint: Mapping) -> Optional[Tuple[OfficialFormat, str]]:
     return None
 
 
-def convert_on_load(checkpoint, source: str):
-    """An official checkpoint of any registered family converted to ours, with a log line saying
-    so; any other checkpoint as it is. Conversion needs only the checkpoint (its keys name the
-    family, model and size), so the loaders apply it and every path that loads one (``init_cfg``,
-    ``load_from``, resume, the inferencers) gets ours; the model it then meets checks that it
-    fits (:func:`~groupmix_backbones.models.loading.check_backbone_state`)."""
+def convert_for_model(model: torch.nn.Module, checkpoint, source: Optional[str] = None):
+    """The state dict to load into ``model`` from an official checkpoint of our families, converted
+    (logged: family, model, entry, key counts); None when the checkpoint is not one or ``model``
+    holds none of our backbones. Only the model tells: other libraries read official checkpoints
+    whose keys ours share (mmdet's Swin and PVT convert the official Swin and PVT ones
+    themselves), so a checkpoint is never converted where it is read. A bare backbone of ours gets
+    the converted ``backbone.*`` keys without the prefix."""
     found = recognise(checkpoint) if isinstance(checkpoint, Mapping) else None
-    if found is None:
-        return checkpoint
+    if found is None or not any(type(module) in BACKBONES for module in model.modules()):
+        return None
     fmt = found[0]
     converted, summary = fmt.convert_checkpoint(checkpoint, source)
-    print_log(f'Converted checkpoint {source!r} on load: {summary}; the same as '
-              f'`python {fmt.script} SRC DST` writes.', logger='current')
-    return converted
+    state = converted['state_dict']
+    if type(model) in BACKBONES:
+        state = {key[len('backbone.'):]: value for key, value in state.items()
+                 if key.startswith('backbone.')}
+    where = f' {source!r}' if source else ''
+    print_log(f'Converted checkpoint{where} on load into {type(model).__name__}: {summary}; the '
+              f'same as `python {fmt.script} SRC DST` writes.', logger='current')
+    return state
 
 
 def describe_keys(state: Mapping, limit: int = 4) -> str:

@@ -4,7 +4,7 @@ from typing import List
 
 import torch
 
-from ..converters import describe_keys, recognise
+from ..converters import convert_for_model, describe_keys, recognise
 
 SHOWN = 5  # keys shown per kind of mismatch
 
@@ -74,13 +74,25 @@ def check_backbone_state(backbone, state_dict, prefix: str, *, optional=(), new=
     raise CheckpointMismatchError('\n'.join(lines))
 
 
-def explain_missing_prefix(backbone, init_cfg) -> CheckpointMismatchError:
-    """The error for an ``init_cfg`` Pretrained checkpoint without the configured prefix."""
+def _pretrained_checkpoint(init_cfg):
+    """(path, loaded checkpoint, prefix) of the ``Pretrained`` entry of ``init_cfg``."""
     from mmengine.runner.checkpoint import CheckpointLoader
     cfgs = init_cfg if isinstance(init_cfg, (list, tuple)) else [init_cfg]
     cfg = next(c for c in cfgs if c.get('type') == 'Pretrained')
     checkpoint = CheckpointLoader.load_checkpoint(cfg['checkpoint'], map_location='cpu')
-    state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else {}
-    return CheckpointMismatchError(
-        f"init_cfg checkpoint {cfg['checkpoint']!r} has no key under prefix {cfg.get('prefix')!r} "
-        f'for {_arch_text(backbone)}; it has {describe_keys(state)}.' + _official_hint(state))
+    return cfg['checkpoint'], checkpoint, cfg.get('prefix')
+
+
+def load_official_pretrained(backbone, init_cfg) -> None:
+    """Load the ``init_cfg`` Pretrained checkpoint that lacks the configured prefix into
+    ``backbone``: converted when it is an official checkpoint of ours, otherwise the error
+    that says what it has."""
+    from mmengine.runner.checkpoint import load_state_dict
+    path, checkpoint, prefix = _pretrained_checkpoint(init_cfg)
+    state = convert_for_model(backbone, checkpoint, source=path)
+    if state is None:
+        state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else {}
+        raise CheckpointMismatchError(
+            f'init_cfg checkpoint {path!r} has no key under prefix {prefix!r} for '
+            f'{_arch_text(backbone)}; it has {describe_keys(state)}.' + _official_hint(state))
+    load_state_dict(backbone, state, strict=False, logger='current')

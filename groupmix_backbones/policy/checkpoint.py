@@ -15,9 +15,7 @@ Every URL scheme mmengine's ``CheckpointLoader`` knows has a loader here that en
 :func:`safe_torch_load` (:mod:`groupmix_backbones.policy` puts them in place of mmengine's, whose
 http loader uses ``weights_only=False``), and the config text
 that checkpoints carry is dropped on load: mmengine parses (executes) it on resume (legacy
-``meta.config``) and in inferencers given no config. The loaders then convert official checkpoints
-of our families to ours (:func:`groupmix_backbones.converters.convert_on_load`), so that
-``init_cfg``, ``load_from`` and the inferencers take them as they are.
+``meta.config``) and in inferencers given no config.
 """
 import io
 import logging
@@ -40,8 +38,6 @@ from mmengine.runner.checkpoint import (_get_mmengine_home,
                                         _process_mmcls_checkpoint, get_deprecated_model_names,
                                         get_external_models, get_mmcls_models,
                                         get_torchvision_models)
-
-from ..converters import convert_on_load
 
 ACCEPTED = ('tensors, numbers, strings, containers, numpy arrays and scalars of bool, integer, '
             'float, complex or string dtype, and mmengine HistoryBuffers')
@@ -375,13 +371,8 @@ def safe_torch_load(filename, map_location=None, source=None):
     return checkpoint
 
 
-# A loader for every URL scheme mmengine knows, each ending in safe_torch_load and convert_on_load
-# (installed in place of mmengine's by groupmix_backbones.policy).
-
-
-def _load_as_ours(file, map_location, source):
-    """:func:`safe_torch_load`, then an official checkpoint converted to ours (logged)."""
-    return convert_on_load(safe_torch_load(file, map_location, source=source), source)
+# A loader for every URL scheme mmengine knows, each ending in safe_torch_load (installed in place
+# of mmengine's by groupmix_backbones.policy).
 
 
 def load_from_local(filename, map_location=None):
@@ -389,7 +380,7 @@ def load_from_local(filename, map_location=None):
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(f'Checkpoint {filename} does not exist.')
-    return _load_as_ours(filename, map_location, source=filename)
+    return safe_torch_load(filename, map_location)
 
 
 def load_from_http(filename, map_location=None, model_dir=None, progress=os.isatty(0)):
@@ -406,7 +397,7 @@ def load_from_http(filename, map_location=None, model_dir=None, progress=os.isat
         torch.distributed.barrier()
         if rank > 0:
             _download(filename, cached, progress)
-    return _load_as_ours(cached, map_location, source=filename)
+    return safe_torch_load(cached, map_location, source=filename)
 
 
 def _download(url, path, progress):
@@ -426,14 +417,14 @@ def load_from_pavi(filename, map_location=None):
     with TemporaryDirectory() as tmp_dir:
         downloaded = osp.join(tmp_dir, model.name)
         model.download(downloaded)
-        return _load_as_ours(downloaded, map_location, source=filename)
+        return safe_torch_load(downloaded, map_location, source=filename)
 
 
 def load_from_ceph(filename, map_location=None, backend='petrel'):
     """s3:// and petrel:// paths, read through mmengine's file backend."""
     file_backend = get_file_backend(filename, backend_args={'backend': backend})
     with io.BytesIO(file_backend.get(filename)) as buffer:
-        return _load_as_ours(buffer, map_location, source=filename)
+        return safe_torch_load(buffer, map_location, source=filename)
 
 
 def load_from_torchvision(filename, map_location=None):
