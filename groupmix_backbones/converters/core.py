@@ -118,7 +118,8 @@ class OfficialFormat:
         if isinstance(official_meta, Mapping) and official_meta.get('CLASSES'):
             meta['dataset_meta'] = dict(classes=tuple(official_meta['CLASSES']))  # mmdet 2.x
         model = f"{backbone} (arch='{arch}')" if arch else backbone
-        unused = [key for key in ENTRIES if key != entry and isinstance(checkpoint.get(key), Mapping)]
+        unused = [key for key in ENTRIES
+                  if key != entry and isinstance(checkpoint.get(key), Mapping)]
         summary = (f"{len(state)} tensors of the {entry or 'top'!r} entry of an official "
                    f'{self.family} checkpoint ({self.repo}), {model}, -> {len(converted)} tensors '
                    'of ours' + (f' (not used: {", ".join(unused)})' if unused else ''))

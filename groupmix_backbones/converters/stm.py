@@ -90,7 +90,8 @@ def detect(state):
 
 
 def detect_detector(state):
-    """Which unified mixer the backbone of an official Mask R-CNN's state dict is (None: not one)."""
+    """Which unified mixer the backbone of an official Mask R-CNN's state dict has (None: not
+    one)."""
     if 'backbone.downsample_layers.0.stem.0.weight' not in state \
             or 'rpn_head.rpn_conv.weight' not in state:
         return None
@@ -173,7 +174,8 @@ STM_DETECTION = register_format(OfficialFormat(
     'backbone.stages.0.0.* with one of '
     + ', '.join(f'{key} ({backbone})' for backbone, key in MIXER_KEYS),
     arch_of=partial(arch_of, prefix='backbone.'), adapt=adapt,
-    target='the detector of our mmdet_cfgs/unified/mask-rcnn_unified-<mixer>-<size>_fpn_1x_coco.py'))
+    target='the detector of our '
+    'mmdet_cfgs/unified/mask-rcnn_unified-<mixer>-<size>_fpn_1x_coco.py'))
 
 # The published Mask R-CNN 1x detectors (COCO val2017 box and mask AP), from STM-Evaluation's
 # detection/readme.md: (our backbone type, arch) -> (box AP, mask AP, checkpoint URL).

@@ -13,8 +13,8 @@ built; the mixers are shared layers (:mod:`.layers`), except the depthwise-conv 
 which is this family's own.
 
 The official detection backbone drops the stage norms and trains a new norm on every returned map
-(``stage_norms=False, norm_outputs=True``): the 1x Mask R-CNN configs build it, so that the published
-STM-Evaluation detectors load into them (converted on load). Elsewhere (the 3x and segmentation
+(``stage_norms=False, norm_outputs=True``): the 1x Mask R-CNN configs build it, so that the
+published STM-Evaluation detectors load into them (converted on load). Elsewhere (the 3x and segmentation
 configs) the pretrained stage norms stay, as the classifier computes them, so every returned map is
 normalised by weights that ImageNet trained.
 """

@@ -2,8 +2,9 @@
 importing groupmix_backbones changes" lists it for users).
 
 Importing the package applies the changes below, each named with the upstream issue it works
-around. ``tests/test_policy.py`` checks that each issue is still there in the pinned versions: when
-one of its tests fails after an upgrade, upstream has fixed that issue and its change can go.
+around (1b, official checkpoints converted on load, is a feature). ``tests/test_policy.py`` checks
+that each issue is still there in the pinned versions: when one of its tests fails after an upgrade,
+upstream has fixed that issue and its change can go.
 Registering our backbones, hooks and optimizer constructor adds names to the libraries' registries
 and replaces nothing, so it lives with the code it registers.
 """
@@ -40,8 +41,8 @@ for prefixes, loader in SAFE_LOADERS.items():
     CheckpointLoader.register_scheme(prefixes, loader, force=True)
 
 
-
 def _official_converted(load_state_dict):
+    """``load_state_dict`` given the converted state dict of an official checkpoint of ours."""
     @functools.wraps(load_state_dict)
     def load(module, state_dict, *args, **kwargs):
         converted = convert_for_model(module, state_dict)
