@@ -164,6 +164,16 @@ def test_detector_loads_strictly_into_our_1x_config(official_detector):
             torch.testing.assert_close(ours, theirs)
 
 
+def test_detector_into_a_backbone_with_stage_norms_says_which_options_differ(official_detector):
+    _, src, _, _ = official_detector
+    detector = build_detector()
+    chained = UnifiedSwin(arch='micro')  # stage norms, no output norms: the 3x configs' backbone
+    detector.backbone = chained
+    with pytest.raises(CheckpointMismatchError, match=r"It holds UnifiedSwin\(arch='micro'\) too, "
+                                                      'with other modules: build the backbone'):
+        load_checkpoint(detector, src)
+
+
 def test_detector_loads_through_the_mmdet_apis_as_offline_conversion(official_detector):
     _, src, converted, marker = official_detector
     detector, log = logged(lambda: init_detector(DET_CONFIG, src, device='cpu'))

@@ -65,7 +65,10 @@ def check_backbone_state(backbone, state_dict, prefix: str, *, optional=(), new=
         lines += [f'{kind}: {_some(keys)}' for kind, keys in (
             ('missing', missing), ('shape mismatch', mismatched), ('unexpected', unexpected)) if keys]
         saved = backbone.saved_arch(state_dict, prefix)
-        if saved:
+        if saved == _arch_text(backbone):
+            lines.append(f'It holds {saved} too, with other modules: build the backbone with the '
+                         'options it was saved with (e.g. output and stage norms).')
+        elif saved:
             lines.append(f'It holds {saved}; valid archs: {", ".join(backbone.arch_zoo)}. Use '
                          'the config of its arch, or a checkpoint of this one.')
         else:
