@@ -1,11 +1,13 @@
 """Official checkpoints -> ours: one core (:mod:`.core`) and one rule table per family."""
-from .core import (FORMATS, ConversionError, OfficialFormat, Rules, describe_keys,
-                   official_state_dict, recognise, register_format)
+from .core import (ENTRIES, FORMATS, ConversionError, OfficialFormat, Rules, convert_for_model,
+                   describe_keys, official_entry, official_state_dict, recognise,
+                   register_format)
 from .flatten import FLATTEN
 from .groupmixformer import GROUPMIXFORMER
 from .sgformer import SGFORMER
-from .stm import STM
+from .stm import DETECTION_RESULTS, STM, STM_DETECTION
 
-__all__ = ['FORMATS', 'ConversionError', 'OfficialFormat', 'Rules', 'describe_keys',
-           'official_state_dict', 'recognise', 'register_format', 'FLATTEN', 'GROUPMIXFORMER',
-           'SGFORMER', 'STM']
+__all__ = ['ENTRIES', 'FORMATS', 'ConversionError', 'OfficialFormat', 'Rules', 'convert_for_model',
+           'describe_keys', 'official_entry', 'official_state_dict', 'recognise',
+           'register_format', 'DETECTION_RESULTS', 'FLATTEN', 'GROUPMIXFORMER', 'SGFORMER', 'STM',
+           'STM_DETECTION']

@@ -5,8 +5,14 @@ Layouts that differ: the official layer scales are (1, C, 1, 1) or (1, 1, 1, C) 
 (C,)), U-ConvNeXt's pointwise projections (and U-HaloNet's key/value projection) are 1x1 convs
 (ours linear layers), U-PVT's position embeddings are maps (1, C, H, W) (ours tokens (1, H*W, C)).
 Dropped: Swin's ``relative_position_index`` and ``attn_mask`` buffers (rebuilt for every map size).
+
+The official Mask R-CNN 1x detectors (mmdet 2.x, :data:`DETECTION_RESULTS`) convert too
+(:data:`STM_DETECTION`): their backbone keys through the same tables, its ``out_norm_<i>`` to our
+``output_norms`` (the backbone of our 1x configs, ``stage_norms=False, norm_outputs=True``), and the
+FPN, RPN head and RoI heads as they are (mmdet 3.x kept those names and layouts).
 """
 import re
+from functools import partial
 
 from ..registry import BACKBONES
 from .core import ConversionError, OfficialFormat, Rules, register_format
@@ -68,27 +74,43 @@ def _rules(backbone):
     )
 
 
-def detect(state):
-    """Which unified mixer an official state dict belongs to (None: not the unified family)."""
-    if 'downsample_layers.0.stem.0.weight' not in state or 'stage_norms.0.weight' not in state:
-        return None
+def _mixer(state, prefix=''):
     for backbone, key in MIXER_KEYS:
-        if f'stages.0.0.{key}' in state:
+        if f'{prefix}stages.0.0.{key}' in state:
             return backbone
     return None
 
 
-def arch_of(state, backbone):
-    """The size (``micro`` ... ``base``) whose depths and widths the official state dict has."""
+def detect(state):
+    """Which unified mixer an official classifier's state dict belongs to (None: not the unified
+    family)."""
+    if 'downsample_layers.0.stem.0.weight' not in state or 'stage_norms.0.weight' not in state:
+        return None
+    return _mixer(state)
+
+
+def detect_detector(state):
+    """Which unified mixer the backbone of an official Mask R-CNN's state dict has (None: not
+    one)."""
+    if 'backbone.downsample_layers.0.stem.0.weight' not in state \
+            or 'rpn_head.rpn_conv.weight' not in state:
+        return None
+    return _mixer(state, 'backbone.')
+
+
+def arch_of(state, backbone, prefix=''):
+    """The size (``micro`` ... ``base``) whose depths and widths (of the stem and downsampling
+    layers) the official state dict has; its backbone keys start with ``prefix``."""
     blocks = {}
     for key in state:
-        match = re.match(r'stages\.(\d)\.(\d+)\.', key)
+        match = re.match(rf'{re.escape(prefix)}stages\.(\d)\.(\d+)\.', key)
         if match:
             stage, index = int(match[1]), int(match[2])
             blocks[stage] = max(blocks.get(stage, 0), index + 1)
     depths = [blocks[s] for s in sorted(blocks)]
-    widths = [int(state[f'stage_norms.{s}.weight'].shape[0]) for s in sorted(blocks)
-              if f'stage_norms.{s}.weight' in state]
+    norms = [f'{prefix}downsample_layers.0.stem.4.weight'] + [
+        f'{prefix}downsample_layers.{s}.reduction.1.weight' for s in sorted(blocks) if s]
+    widths = [int(state[key].shape[0]) for key in norms if key in state]
     cls = next(c for c in BACKBONES if c.__name__ == backbone)
     for name, settings in cls.arch_zoo.items():
         if list(settings['depths']) == depths and list(settings['embed_dims']) == widths:
@@ -96,7 +118,7 @@ def arch_of(state, backbone):
     known = '; '.join(f'{name}: depths {s["depths"]}, widths {s["embed_dims"]}'
                       for name, s in cls.arch_zoo.items())
     raise ConversionError(f'An official {backbone} checkpoint with depths {depths} and widths '
-                          f'{widths} matches none of our sizes ({known}); nothing was written.')
+                          f'{widths} matches none of our sizes ({known}); it was not converted.')
 
 
 def adapt(key, value):
@@ -117,3 +139,60 @@ STM = register_format(OfficialFormat(
     expected='downsample_layers.0.stem.*, stage_norms.* and stages.0.0.* with one of '
     + ', '.join(f'{key} ({backbone})' for backbone, key in MIXER_KEYS),
     arch_of=arch_of, adapt=adapt))
+
+
+# mmdet 2.x Mask R-CNN (FPN, RPN head, Shared2FC box head, FCN mask head) -> mmdet 3.x: the same
+# names and layouts; the table refuses anything else.
+MMDET_MASK_RCNN = Rules(
+    (rf'neck\.(lateral_convs|fpn_convs)\.(\d)\.conv\.{WB}', r'neck.\1.\2.conv.\3'),
+    (rf'rpn_head\.(rpn_conv|rpn_cls|rpn_reg)\.{WB}', r'rpn_head.\1.\2'),
+    (rf'roi_head\.bbox_head\.(fc_cls|fc_reg|shared_fcs\.\d)\.{WB}', r'roi_head.bbox_head.\1.\2'),
+    (rf'roi_head\.mask_head\.(convs\.\d\.conv|upsample|conv_logits)\.{WB}',
+     r'roi_head.mask_head.\1.\2'),
+)
+
+
+def _detector_rules(backbone):
+    classifier = _rules(backbone)
+
+    def backbone_key(match):
+        new = classifier(match[1])
+        if new is not None and not new.startswith('backbone.'):  # a classifier's head
+            raise ConversionError(match[0])
+        return new
+
+    return Rules((rf'backbone\.out_norm_(\d)\.{WB}', r'backbone.output_norms.\1.\2'),
+                 (r'backbone\.(.+)', backbone_key),
+                 (r'(neck|rpn_head|roi_head)\..+', lambda match: MMDET_MASK_RCNN(match[0])))
+
+
+STM_DETECTION = register_format(OfficialFormat(
+    family='unified token-mixer Mask R-CNN 1x (STM-Evaluation detection, mmdet 2.x)',
+    repo='OpenGVLab/STM-Evaluation', script='tools/model_converters/stm_det2mmdet.py',
+    detect=detect_detector, rules={backbone: _detector_rules(backbone) for backbone in BLOCK},
+    expected='backbone.downsample_layers.0.stem.*, rpn_head.rpn_conv.weight and '
+    'backbone.stages.0.0.* with one of '
+    + ', '.join(f'{key} ({backbone})' for backbone, key in MIXER_KEYS),
+    arch_of=partial(arch_of, prefix='backbone.'), adapt=adapt,
+    target='the detector of our '
+    'mmdet_cfgs/unified/mask-rcnn_unified-<mixer>-<size>_fpn_1x_coco.py'))
+
+# The published Mask R-CNN 1x detectors (COCO val2017 box and mask AP), from STM-Evaluation's
+# detection/readme.md: (our backbone type, arch) -> (box AP, mask AP, checkpoint URL).
+DETECTION_RELEASE = 'https://github.com/OpenGVLab/STM-Evaluation/releases/download/det-ckpt/'
+_DETECTION_NAMES = dict(UnifiedHaloNet='halonet', UnifiedPVT='pvt', UnifiedSwin='swin',
+                        UnifiedConvNeXt='convnext', UnifiedInternImage='internimage')
+_DETECTION_AP = dict(
+    micro=dict(UnifiedHaloNet=(40.3, 37.3), UnifiedPVT=(35.9, 34.2), UnifiedSwin=(36.6, 34.6),
+               UnifiedConvNeXt=(39.2, 36.4), UnifiedInternImage=(39.5, 36.6)),
+    tiny=dict(UnifiedHaloNet=(46.9, 42.4), UnifiedPVT=(44.2, 40.6), UnifiedSwin=(44.3, 40.5),
+              UnifiedConvNeXt=(44.3, 40.5), UnifiedInternImage=(47.2, 42.5)),
+    small=dict(UnifiedHaloNet=(48.2, 43.3), UnifiedPVT=(46.1, 41.9), UnifiedSwin=(46.4, 42.1),
+               UnifiedConvNeXt=(45.6, 41.2), UnifiedInternImage=(47.8, 43.0)),
+    base=dict(UnifiedHaloNet=(49.0, 43.8), UnifiedPVT=(46.4, 42.3), UnifiedSwin=(47.0, 42.2),
+              UnifiedConvNeXt=(46.7, 42.2), UnifiedInternImage=(48.7, 43.8)))
+DETECTION_RESULTS = {
+    (backbone, arch): (box, mask, f'{DETECTION_RELEASE}mask_rcnn_unified_'
+                                  f'{_DETECTION_NAMES[backbone]}_{arch}_1x.pth')
+    for arch, by_backbone in _DETECTION_AP.items()
+    for backbone, (box, mask) in by_backbone.items()}

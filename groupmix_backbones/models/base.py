@@ -12,7 +12,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from .layers import Fusable, adapt_saved_grids, drop_path_schedule, fuse_modules
 from .layers.decay import NoWeightDecay
-from .loading import check_backbone_state, explain_missing_prefix
+from .loading import check_backbone_state, load_official_pretrained
 
 
 class ArchError(KeyError):
@@ -350,16 +350,17 @@ class DenseBackbone(Fusable, NoWeightDecay, BaseModule):
     def init_weights(self):
         """The family's initialisation (:meth:`init_module` on every module), then mmengine's:
         other ``init_cfg`` entries, then ``Pretrained``, whose checkpoint must fit
-        (see :func:`check_backbone_state`)."""
+        (see :func:`check_backbone_state`); an official one is converted on load."""
         if self._is_init:
             return
         self.apply(self.init_module)
         try:
             super().init_weights()
+            return
         except AssertionError as error:  # mmengine: "<prefix> is not in the pretrained model"
             if 'is not in the pretrained model' not in str(error):
                 raise
-            raise explain_missing_prefix(self, self.init_cfg) from None
+        load_official_pretrained(self, self.init_cfg)
 
     def init_module(self, module: nn.Module):
         """Default initialisation: truncated normal for linear layers, unit LayerNorm."""
@@ -370,6 +371,11 @@ class DenseBackbone(Fusable, NoWeightDecay, BaseModule):
         elif isinstance(module, nn.LayerNorm):
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)
+
+    def saved_arch(self, state_dict, prefix: str) -> Optional[str]:
+        """The arch (``"Name(arch='tiny')"``) of this class a state dict of another arch holds, for
+        error messages; None when the family cannot tell."""
+        return None
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         adapt_saved_grids(self, state_dict, prefix)

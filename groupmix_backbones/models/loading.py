@@ -4,7 +4,7 @@ from typing import List
 
 import torch
 
-from ..converters import describe_keys, recognise
+from ..converters import convert_for_model, describe_keys, recognise
 
 SHOWN = 5  # keys shown per kind of mismatch
 
@@ -31,7 +31,8 @@ def _official_hint(state_dict) -> str:
     if found is None:
         return ''
     fmt, backbone = found
-    return (f' It is an official {backbone} checkpoint ({fmt.repo}): convert it first with '
+    return (f' It is an official {backbone} checkpoint ({fmt.repo}): load it through mmengine '
+            f'(init_cfg, load_from, load_checkpoint), which converts it, or convert it with '
             f'`python {fmt.script} SRC DST` and load DST.')
 
 
@@ -63,18 +64,38 @@ def check_backbone_state(backbone, state_dict, prefix: str, *, optional=(), new=
     else:
         lines += [f'{kind}: {_some(keys)}' for kind, keys in (
             ('missing', missing), ('shape mismatch', mismatched), ('unexpected', unexpected)) if keys]
-        lines.append('It was saved from another arch or family; use the config it was trained '
-                     'with, or a checkpoint of this arch.')
+        saved = backbone.saved_arch(state_dict, prefix)
+        if saved == _arch_text(backbone):
+            lines.append(f'It holds {saved} too, with other modules: build the backbone with the '
+                         'options it was saved with (e.g. output and stage norms).')
+        elif saved:
+            lines.append(f'It holds {saved}; valid archs: {", ".join(backbone.arch_zoo)}. Use '
+                         'the config of its arch, or a checkpoint of this one.')
+        else:
+            lines.append('It was saved from another arch or family; use the config it was '
+                         'trained with, or a checkpoint of this arch.')
     raise CheckpointMismatchError('\n'.join(lines))
 
 
-def explain_missing_prefix(backbone, init_cfg) -> CheckpointMismatchError:
-    """The error for an ``init_cfg`` Pretrained checkpoint without the configured prefix."""
+def _pretrained_checkpoint(init_cfg):
+    """(path, loaded checkpoint, prefix) of the ``Pretrained`` entry of ``init_cfg``."""
     from mmengine.runner.checkpoint import CheckpointLoader
     cfgs = init_cfg if isinstance(init_cfg, (list, tuple)) else [init_cfg]
     cfg = next(c for c in cfgs if c.get('type') == 'Pretrained')
     checkpoint = CheckpointLoader.load_checkpoint(cfg['checkpoint'], map_location='cpu')
-    state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else {}
-    return CheckpointMismatchError(
-        f"init_cfg checkpoint {cfg['checkpoint']!r} has no key under prefix {cfg.get('prefix')!r} "
-        f'for {_arch_text(backbone)}; it has {describe_keys(state)}.' + _official_hint(state))
+    return cfg['checkpoint'], checkpoint, cfg.get('prefix')
+
+
+def load_official_pretrained(backbone, init_cfg) -> None:
+    """Load the ``init_cfg`` Pretrained checkpoint that lacks the configured prefix into
+    ``backbone``: converted when it is an official checkpoint of ours, otherwise the error
+    that says what it has."""
+    from mmengine.runner.checkpoint import load_state_dict
+    path, checkpoint, prefix = _pretrained_checkpoint(init_cfg)
+    state = convert_for_model(backbone, checkpoint, source=path)
+    if state is None:
+        state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else {}
+        raise CheckpointMismatchError(
+            f'init_cfg checkpoint {path!r} has no key under prefix {prefix!r} for '
+            f'{_arch_text(backbone)}; it has {describe_keys(state)}.' + _official_hint(state))
+    load_state_dict(backbone, state, strict=False, logger='current')

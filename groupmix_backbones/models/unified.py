@@ -12,10 +12,13 @@ every mixer and size by walking the registry. A mixer class only says how one bl
 built; the mixers are shared layers (:mod:`.layers`), except the depthwise-conv mixer of U-ConvNeXt,
 which is this family's own.
 
-The official detection code drops the stage norms and trains new output norms; we keep the
-pretrained stage norms, as the classifier computes them, so every returned map is normalised by
-weights that ImageNet trained.
+The official detection backbone drops the stage norms and trains a new norm on every returned map
+(``stage_norms=False, norm_outputs=True``): the 1x Mask R-CNN configs build it, so that the
+published STM-Evaluation detectors load into them (converted on load). Elsewhere (the 3x and segmentation
+configs) the pretrained stage norms stay, as the classifier computes them, so every returned map is
+normalised by weights that ImageNet trained.
 """
+from functools import partial
 from typing import Dict
 
 import torch.nn as nn
@@ -74,6 +77,11 @@ class UnifiedBackbone(DenseBackbone):
             (official 1e-6); 0 builds none.
         pretrain_img_size (int): The size the grids that depend on it were trained at (U-PVT's
             position embeddings); other sizes resize them.
+        stage_norms (bool): End every stage with a norm the next stage reads (the classifiers);
+            False builds none, as the official detection backbone, which drops the ImageNet
+            checkpoint's stage norms (left over on load) and norms only what it returns.
+        norm_outputs (bool): A new norm on every returned map (the official detection
+            backbone's ``out_norm_<i>``); ImageNet checkpoints lack them, they start fresh.
         in_channels, out_indices, frozen_stages, norm_eval, with_cp, drop_path_rate, init_cfg:
             as :class:`DenseBackbone`.
     """
@@ -85,7 +93,8 @@ class UnifiedBackbone(DenseBackbone):
     def __init__(self, *, arch='tiny', in_channels: int = 3, out_indices=(0, 1, 2, 3),
                  frozen_stages: int = -1, norm_eval: bool = False, with_cp: bool = False,
                  drop_path_rate: float = 0., layer_scale_init_value: float = 1e-6,
-                 pretrain_img_size: int = 224, init_cfg=None):
+                 pretrain_img_size: int = 224, stage_norms: bool = True,
+                 norm_outputs: bool = False, init_cfg=None):
         super().__init__(arch=arch, in_channels=in_channels, out_indices=out_indices,
                          frozen_stages=frozen_stages, norm_eval=norm_eval, with_cp=with_cp,
                          drop_path_rate=drop_path_rate, init_cfg=init_cfg)
@@ -103,9 +112,30 @@ class UnifiedBackbone(DenseBackbone):
                                                  padding=1, bias=False, norm_cfg=STEM_NORM)
                        if i else None,
                        pos_embed=self.build_pos_embed(i, dims[i]),
-                       norm=build_norm(STEM_NORM, dims[i]))
+                       norm=build_norm(STEM_NORM, dims[i]) if stage_norms else None)
             for i, rates in enumerate(self.drop_path_rates))
+        if not stage_norms:
+            self.optional_state_prefixes += tuple(f'stages.{i}.norm.'
+                                                  for i in range(self.num_stages))
+        self.build_output_norms(partial(build_norm, STEM_NORM), norm_outputs=norm_outputs)
         self.finish_build()
+
+    def saved_arch(self, state_dict, prefix: str):
+        """The named arch whose depths and widths (of the blocks' first norms) ``state_dict``
+        holds under ``prefix``; otherwise those depths and widths."""
+        depths, widths = [], []
+        while f'{prefix}stages.{len(depths)}.blocks.0.norm1.weight' in state_dict:
+            stage = f'{prefix}stages.{len(depths)}.blocks.'
+            widths.append(int(state_dict[f'{stage}0.norm1.weight'].shape[0]))
+            depths.append(1 + max(int(key[len(stage):].split('.', 1)[0])
+                                  for key in state_dict if key.startswith(stage)))
+        if not depths:
+            return None
+        name = type(self).__name__
+        for arch, settings in self.arch_zoo.items():
+            if list(settings['depths']) == depths and list(settings['embed_dims']) == widths:
+                return f"{name}(arch='{arch}')"
+        return f'a {name} of depths {depths} and widths {widths}'
 
     def build_mixer(self, stage: int, index: int, dim: int) -> nn.Module:
         """The token mixer of block ``index`` of ``stage``, called as ``mixer(tokens, hw_shape)``."""

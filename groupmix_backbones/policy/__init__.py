@@ -2,19 +2,23 @@
 importing groupmix_backbones changes" lists it for users).
 
 Importing the package applies the changes below, each named with the upstream issue it works
-around. ``tests/test_policy.py`` checks that each issue is still there in the pinned versions: when
-one of its tests fails after an upgrade, upstream has fixed that issue and its change can go.
+around (1b, official checkpoints converted on load, is a feature). ``tests/test_policy.py`` checks
+that each issue is still there in the pinned versions: when one of its tests fails after an upgrade,
+upstream has fixed that issue and its change can go.
 Registering our backbones, hooks and optimizer constructor adds names to the libraries' registries
 and replaces nothing, so it lives with the code it registers.
 """
 import contextlib
+import functools
 
 import mmdet.apis.inference as mmdet_inference
 import mmseg.apis.inference as mmseg_inference
 import torch
+from mmengine.runner import checkpoint as mmengine_checkpoint
 from mmengine.runner.checkpoint import CheckpointLoader
 from mmpretrain.apis.base import BaseInferencer as PretrainInferencer
 
+from ..converters import convert_for_model
 from . import checkpoint
 from .scopes import pipeline_in_scope, run_in_scope
 
@@ -35,6 +39,24 @@ SAFE_LOADERS = {
 }
 for prefixes, loader in SAFE_LOADERS.items():
     CheckpointLoader.register_scheme(prefixes, loader, force=True)
+
+
+def _official_converted(load_state_dict):
+    """``load_state_dict`` given the converted state dict of an official checkpoint of ours."""
+    @functools.wraps(load_state_dict)
+    def load(module, state_dict, *args, **kwargs):
+        converted = convert_for_model(module, state_dict)
+        return load_state_dict(module, state_dict if converted is None else converted, *args,
+                               **kwargs)
+    return load
+
+
+# 1b. Official checkpoints of our families load into models holding our backbones, converted in
+# memory (logged): mmengine's load_checkpoint, Runner.load_checkpoint (load_from, resume,
+# tools/test.py) and the inferencers all load through _load_checkpoint_to_model, which calls this
+# module-level load_state_dict (a feature, no upstream issue; init_cfg with a prefix: our
+# backbones' init_weights). Other models get every checkpoint as it is.
+mmengine_checkpoint.load_state_dict = _official_converted(mmengine_checkpoint.load_state_dict)
 
 # 2. The inference APIs of mmpretrain, mmdet and mmseg in one process: each builds its pipeline in
 # its model's scope and leaves the process-wide default scope as it was (see .scopes;

@@ -4,5 +4,6 @@
 _base_ = '../../common_cfgs/mask-rcnn_fpn_1x_coco-recipe.py'
 model = dict(
     backbone=dict(type='UnifiedConvNeXt', arch='base', drop_path_rate=0.3,
+                  stage_norms=False, norm_outputs=True,
                   init_cfg=dict(checkpoint='checkpoints/unified-convnext-base_in1k.pth')),
     neck=dict(in_channels=[128, 256, 512, 1024]))

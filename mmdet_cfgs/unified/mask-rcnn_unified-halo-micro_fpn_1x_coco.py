@@ -4,5 +4,6 @@
 _base_ = '../../common_cfgs/mask-rcnn_fpn_1x_coco-recipe.py'
 model = dict(
     backbone=dict(type='UnifiedHaloNet', arch='micro', drop_path_rate=0.1,
+                  stage_norms=False, norm_outputs=True,
                   init_cfg=dict(checkpoint='checkpoints/unified-halo-micro_in1k.pth')),
     neck=dict(in_channels=[32, 64, 128, 256]))
