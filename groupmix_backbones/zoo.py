@@ -5,6 +5,7 @@ turns it into ``docs/model_zoo.md`` and OpenMMLab metafiles, and other tools may
 
 Only numbers that a source states for one arch are here; a missing key means not published there.
 """
+from .converters import DETECTION_RESULTS
 
 GROUPMIXFORMER_README = ('https://github.com/AILab-CVC/GroupMixFormer/blob/'
                          '3d3f40977c6aa9f5d9eb3d6ffb53cc9c648cf7b2/README.md')
@@ -113,26 +114,21 @@ for _arch in ('s', 'm', 'b'):
         'https://drive.google.com/drive/folders/1ZJDEwxDffqqqzBC2SzhOkpWpGRweDsE4')
 del _arch
 
-#: the unified family: top-1 (README) and Mask R-CNN 1x box / mask AP (detection/readme.md)
-_STM = {  # class: (official name, {arch: (top-1, box AP, mask AP)})
-    'UnifiedHaloNet': ('halonet', {'micro': (75.8, 40.3, 37.3), 'tiny': (83.0, 46.9, 42.4),
-                                   'small': (84.0, 48.2, 43.3), 'base': (84.6, 49.0, 43.8)}),
-    'UnifiedPVT': ('pvt', {'micro': (72.8, 35.9, 34.2), 'tiny': (82.1, 44.2, 40.6),
-                           'small': (83.2, 46.1, 41.9), 'base': (83.4, 46.4, 42.3)}),
-    'UnifiedSwin': ('swin', {'micro': (74.4, 36.6, 34.6), 'tiny': (82.3, 44.3, 40.5),
-                             'small': (83.3, 46.4, 42.1), 'base': (83.7, 47.0, 42.2)}),
-    'UnifiedConvNeXt': ('convnext', {'micro': (75.1, 39.2, 36.4), 'tiny': (82.2, 44.3, 40.5),
-                                     'small': (83.1, 45.6, 41.2), 'base': (83.7, 46.7, 42.2)}),
-    'UnifiedInternImage': ('internimage', {'micro': (75.3, 39.5, 36.6),
-                                           'tiny': (83.3, 47.2, 42.5),
-                                           'small': (84.1, 47.8, 43.0),
-                                           'base': (84.5, 48.7, 43.8)}),
+#: the unified family: top-1 (README); the Mask R-CNN 1x box / mask AP and detector weights
+#: (detection/readme.md) are the converters' table, which the detectors load through
+_STM = {  # class: (official name, {arch: top-1})
+    'UnifiedHaloNet': ('halonet', dict(micro=75.8, tiny=83.0, small=84.0, base=84.6)),
+    'UnifiedPVT': ('pvt', dict(micro=72.8, tiny=82.1, small=83.2, base=83.4)),
+    'UnifiedSwin': ('swin', dict(micro=74.4, tiny=82.3, small=83.3, base=83.7)),
+    'UnifiedConvNeXt': ('convnext', dict(micro=75.1, tiny=82.2, small=83.1, base=83.7)),
+    'UnifiedInternImage': ('internimage', dict(micro=75.3, tiny=83.3, small=84.1, base=84.5)),
 }
 for _cls, (_name, _archs) in _STM.items():
-    for _arch, (_top1, _box_ap, _mask_ap) in _archs.items():
+    for _arch, _top1 in _archs.items():
+        _box_ap, _mask_ap, _detector = DETECTION_RESULTS[_cls, _arch]
         MODELS[_cls, _arch] = dict(
             top1=_top1, top1_source=STM_README, box_ap=_box_ap, mask_ap=_mask_ap,
             det_schedule='1x', det_source=STM_DETECTION_README,
             weights=f'{_STM_WEIGHTS}cls-ckpt/unified_{_name}_{_arch}.pth',
-            detector_weights=f'{_STM_WEIGHTS}det-ckpt/mask_rcnn_unified_{_name}_{_arch}_1x.pth')
-del _cls, _name, _archs, _arch, _top1, _box_ap, _mask_ap
+            detector_weights=_detector)
+del _cls, _name, _archs, _arch, _top1, _box_ap, _mask_ap, _detector
