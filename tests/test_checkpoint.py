@@ -148,7 +148,7 @@ def swin_config():
 
 
 def training_extras():
-    """A real AdamW state after a step and timm's cosine scheduler state (FLatten's lr_scheduler)."""
+    """A real AdamW state after a step, and the state of timm's cosine scheduler (FLatten's)."""
     weight = torch.nn.Parameter(torch.ones(2))
     optimizer = torch.optim.AdamW([weight], lr=1e-3)
     weight.sum().backward()

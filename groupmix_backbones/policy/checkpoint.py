@@ -45,7 +45,7 @@ from mmengine.runner.checkpoint import (_get_mmengine_home,
 
 ACCEPTED = ('tensors, numbers, strings, containers, numpy arrays and scalars of bool, integer, '
             'float, complex or string dtype, mmengine HistoryBuffers, and yacs CfgNodes and '
-            'argparse Namespaces (loaded as plain dicts)')
+            'argparse Namespaces as plain dicts')
 # The statistics HistoryBuffer registers by default (HistoryBuffer._set_default_statistics).
 HISTORY_BUFFER_STATISTICS = ('min', 'max', 'current', 'mean')
 NUMPY_CORES = ('numpy.core', 'numpy._core')  # numpy 1 and numpy 2 pickle these module names
