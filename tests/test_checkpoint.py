@@ -1,10 +1,15 @@
 """What the safe loader reads: mmengine checkpoint contents (numpy values, HistoryBuffers) in both
-torch formats and under numpy 1 names; config text dropped; corrupt files told from unsafe ones.
+torch formats and under numpy 1 names; official training checkpoints (yacs CfgNode, argparse
+Namespace); config text dropped; corrupt files told from unsafe ones.
 Attacks: tests/test_checkpoint_safety.py."""
+import argparse
+import contextlib
 import io
 import logging
 import os
 import pickle
+import sys
+import types
 import zipfile
 
 import numpy as np
@@ -13,6 +18,9 @@ import torch
 from mmengine.logging import HistoryBuffer, MMLogger
 from mmengine.runner.checkpoint import _load_checkpoint
 
+from timm.scheduler import CosineLRScheduler
+
+from groupmix_backbones.converters import FLATTEN, SGFORMER
 from groupmix_backbones.policy import checkpoint
 from groupmix_backbones.policy.checkpoint import (CorruptCheckpointError, UnsafeCheckpointError,
                                                   add_safe_globals, safe_torch_load)
@@ -103,6 +111,105 @@ def test_pickled_code_is_refused_unexecuted(tmp_path):
     assert isinstance(error.value, pickle.UnpicklingError) and str(path) in str(error.value)
     assert 'executed' not in str(error.value)  # checked: what the pickle asks for, not more
     assert not marker.exists()
+
+
+class CfgNode(dict):
+    """Pickles as yacs.config.CfgNode (yacs 0.1.8, not installed here) does: a dict subclass with
+    no __reduce__ or __getstate__, so pickle writes NEWOBJ, SETITEMS of its items, then BUILD of
+    the attributes yacs's __init__ sets."""
+
+    def __init__(self, items=(), new_allowed=False):
+        super().__init__(items)
+        vars(self).update({'__immutable__': False, '__deprecated_keys__': set(),
+                           '__renamed_keys__': {}, '__new_allowed__': new_allowed})
+
+
+CfgNode.__module__ = 'yacs.config'
+
+
+@contextlib.contextmanager
+def yacs_importable():
+    """pickle writes a class by its import name, checking that the name imports to the class:
+    while saving, ``yacs.config.CfgNode`` is the class above (the loader never imports it)."""
+    config = types.ModuleType('yacs.config')
+    config.CfgNode = CfgNode
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(sys.modules, 'yacs', types.ModuleType('yacs'))
+        patch.setitem(sys.modules, 'yacs.config', config)
+        yield
+
+
+def swin_config():
+    """A Swin-codebase config (FLatten, GroupMixFormer): nested CfgNodes of plain values."""
+    model = CfgNode({'TYPE': 'flatten_pvt', 'DROP_PATH_RATE': 0.1, 'PVT': CfgNode(
+        {'EMBED_DIMS': [64, 128, 320, 512], 'SR_RATIOS': (8, 4, 2, 1)})})
+    return CfgNode({'MODEL': model, 'DATA': CfgNode({'IMG_SIZE': 224, 'PATH': None},
+                                                     new_allowed=True), 'AMP_OPT_LEVEL': 'O1'})
+
+
+def training_extras():
+    """A real AdamW state after a step, and the state of timm's cosine scheduler (FLatten's)."""
+    weight = torch.nn.Parameter(torch.ones(2))
+    optimizer = torch.optim.AdamW([weight], lr=1e-3)
+    weight.sum().backward()
+    optimizer.step()
+    scheduler = CosineLRScheduler(optimizer, t_initial=300, warmup_t=20, warmup_lr_init=1e-6)
+    return {'optimizer': optimizer.state_dict(), 'lr_scheduler': scheduler.state_dict()}
+
+
+def test_training_configurations_load_as_dicts(tmp_path):
+    """Swin codebases save their yacs config, timm-style scripts their argparse args."""
+    args = argparse.Namespace(model='sgformer_s', lr=1e-3, input_size=(3, 224, 224), amp=True,
+                              resume='', aa='rand-m9-mstd0.5-inc1', drop_path=None)
+    saved = {'model': {'w': torch.ones(2)}, 'config': swin_config(), 'args': args, 'epoch': 3,
+             'empty': argparse.Namespace(), **training_extras()}
+    with yacs_importable():
+        torch.save(saved, tmp_path / 'official.pth')
+    loaded = safe_torch_load(tmp_path / 'official.pth')
+    assert_same(loaded['config'], {
+        'MODEL': {'TYPE': 'flatten_pvt', 'DROP_PATH_RATE': 0.1,
+                  'PVT': {'EMBED_DIMS': [64, 128, 320, 512], 'SR_RATIOS': (8, 4, 2, 1)}},
+        'DATA': {'IMG_SIZE': 224, 'PATH': None}, 'AMP_OPT_LEVEL': 'O1'})
+    assert_same(loaded['args'], vars(args))
+    assert loaded['empty'] == {} and type(loaded['empty']) is dict
+    assert_same(loaded['optimizer'], saved['optimizer'])
+    assert_same(loaded['lr_scheduler'], saved['lr_scheduler'])
+    assert_same(loaded['model'], saved['model'])
+
+
+def test_shared_and_cyclic_configurations(tmp_path):
+    shared = CfgNode({'SIZE': 224})
+    config = CfgNode({'TRAIN': shared, 'TEST': shared})
+    config['SELF'] = config
+    args = argparse.Namespace(config=config)
+    args.me = args
+    with yacs_importable():
+        torch.save({'config': config, 'args': args}, tmp_path / 'cyclic.pth')
+    loaded = safe_torch_load(tmp_path / 'cyclic.pth')
+    assert loaded['config']['TRAIN'] is loaded['config']['TEST'] == {'SIZE': 224}
+    assert loaded['config']['SELF'] is loaded['config'] is loaded['args']['config']
+    assert loaded['args']['me'] is loaded['args'] and type(loaded['args']) is dict
+
+
+def test_official_training_checkpoints_convert(tmp_path):
+    """FLatten's save_checkpoint (Swin codebase) and SG-Former's CheckpointSaver (timm) layouts."""
+    flatten = {'model': {'pos_embed1': torch.zeros(1, 4, 8)}, 'max_accuracy': 81.5,
+               'epoch': 300, 'config': swin_config(), **training_extras()}
+    sgformer = {'epoch': 299, 'arch': 'sgformer_s',
+                'state_dict': {'patch_embed1.conv.0.c.weight': torch.zeros(2, 3, 3, 3)},
+                'optimizer': training_extras()['optimizer'], 'version': 2,
+                'args': argparse.Namespace(model='sgformer_s', model_ema=True),
+                'amp_scaler': {'scale': 65536.0, 'growth_factor': 2.0, '_growth_tracker': 0},
+                'state_dict_ema': {'patch_embed1.conv.0.c.weight': torch.ones(2, 3, 3, 3)},
+                'metric': 83.2}
+    for fmt, official, key in ((FLATTEN, flatten, 'model'), (SGFORMER, sgformer, 'state_dict')):
+        src, dst = tmp_path / f'{fmt.family}.pth', tmp_path / f'{fmt.family}-ours.pth'
+        with yacs_importable():
+            torch.save(official, src)
+        fmt.main([str(src), str(dst)])
+        converted = torch.load(dst, weights_only=True)['state_dict']
+        assert len(converted) == 1
+        assert_same(next(iter(converted.values())), next(iter(official[key].values())))
 
 
 class Meta:

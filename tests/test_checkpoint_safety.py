@@ -3,6 +3,7 @@ URL scheme we can reach here, and on every path of ours that loads checkpoints. 
 refused with UnsafeCheckpointError (config text: ignored), runs nothing (the marker file its payload
 would create stays absent) and changes no global state; each message names the culprit and the file
 and claims no more than was checked. A subprocess first shows that the payloads are live."""
+import argparse
 import builtins
 import collections
 import copy
@@ -34,7 +35,8 @@ import groupmix_backbones  # noqa: F401
 from conftest import REPO
 from groupmix_backbones.policy import checkpoint
 from groupmix_backbones.policy.checkpoint import UnsafeCheckpointError, load_from_ceph
-from test_checkpoint import assert_same
+from test_checkpoint import CfgNode as YacsCfgNode
+from test_checkpoint import assert_same, yacs_importable
 
 HistoryBuffer()  # registers the default statistics, as any Runner does, before the snapshots below
 NUMPY_RECONSTRUCT, NUMPY_SCALAR = np.arange(1).__reduce__()[0], np.float64(0).__reduce__()[0]
@@ -66,6 +68,10 @@ class New(Call):
 
     def __reduce__(self):
         return copyreg.__newobj__, (self.func, *self.args), self.state
+
+
+class CfgNode(dict):
+    """Named like yacs's CfgNode, in another module (as other libraries' config nodes are)."""
 
 
 class PersistentId:
@@ -153,6 +159,24 @@ def attacks(marker):
         'bytes(huge)': (Call(bytes, 1 << 40), 'builtins.bytes'),
         'OrderedDict attribute shadowing a method': (
             Call(collections.OrderedDict, state={'copy': layout}), "['copy']"),
+        'yacs CfgNode item calling os.system': (
+            YacsCfgNode({'MODEL': YacsCfgNode({'NAME': Call(os.system, shell)})}), 'system'),
+        'yacs CfgNode attribute calling os.system': (
+            New(YacsCfgNode, state={'__immutable__': Call(os.system, shell)}), 'system'),
+        'yacs CfgNode attribute shadowing a method': (
+            New(YacsCfgNode, state={'copy': layout}),
+            "yacs.config.CfgNode with attributes ['copy']"),
+        'yacs CfgNode mark overwritten': (
+            New(YacsCfgNode, state={'yacs.config.CfgNode': True}), 'OrderedDict with attributes'),
+        'yacs CfgNode called with arguments': (
+            Call(YacsCfgNode, {'a': layout}), 'a call of yacs.config.CfgNode'),
+        'CfgNode of another module': (CfgNode(a=1), f'GLOBAL {__name__}.CfgNode'),
+        'argparse.Namespace attribute calling os.system': (
+            argparse.Namespace(lr=Call(os.system, shell)), 'system'),
+        'argparse.Namespace called with arguments': (
+            Call(argparse.Namespace, layout), 'a call of argparse.Namespace'),
+        'argparse.Namespace with a non-string attribute name': (
+            New(argparse.Namespace, state={1: layout}), 'an argparse.Namespace with state'),
     }
 
 
@@ -173,6 +197,7 @@ def forged_object_array():
                 state=(1, (1, ), dtype, False, bytes(8)))
 
 
+@yacs_importable()  # payloads may hold yacs CfgNodes
 def write_checkpoint(path, payload, legacy=False):
     """torch.save ``payload`` as a checkpoint's meta; a hand-written archive when it holds a
     PersistentId (torch.save's pickler would not write our persistent ids)."""
@@ -197,7 +222,7 @@ def write_checkpoint(path, payload, legacy=False):
 
 
 def _values(payload):
-    return payload.values() if isinstance(payload, dict) else [payload]
+    return payload.values() if type(payload) is dict else [payload]  # New fakes its __class__
 
 
 def global_state():
@@ -236,8 +261,8 @@ def assert_refused(error, source, culprit):
 # The payloads are live: unpickled without the allowlist, each code-running one creates its marker.
 
 LIVE = ('os.system', 'eval', 'exec', 'subprocess.Popen', 'functools.partial',
-        'nested torch.load(weights_only=False)', 'rebind a torch.serialization helper, then a '
-        'persistent id')
+        'nested torch.load(weights_only=False)', 'argparse.Namespace attribute calling os.system',
+        'rebind a torch.serialization helper, then a persistent id')  # last: it breaks torch.load
 
 
 def test_payloads_are_live(tmp_path):

@@ -10,6 +10,9 @@ allowlist holds only stand-ins written here, under the names those pickles use: 
 pickled state and build the real objects themselves (``numpy.frombuffer``, ``HistoryBuffer(...)``);
 ``getattr`` answers HistoryBuffer's statistics by name and nothing else. Loaded OrderedDicts may
 carry no attributes but torch's ``_metadata`` (torch's BUILD would let them shadow methods).
+Official training checkpoints also hold their script's configuration, a yacs ``CfgNode`` (Swin
+codebases) or an ``argparse.Namespace`` (timm-style scripts): both load as plain dicts, without
+yacs's or argparse's code.
 
 Every URL scheme mmengine's ``CheckpointLoader`` knows has a loader here that ends in
 :func:`safe_torch_load` (:mod:`groupmix_backbones.policy` puts them in place of mmengine's, whose
@@ -17,6 +20,7 @@ http loader uses ``weights_only=False``), and the config text
 that checkpoints carry is dropped on load: mmengine parses (executes) it on resume (legacy
 ``meta.config``) and in inferencers given no config.
 """
+import collections
 import io
 import logging
 import math
@@ -40,10 +44,14 @@ from mmengine.runner.checkpoint import (_get_mmengine_home,
                                         get_torchvision_models)
 
 ACCEPTED = ('tensors, numbers, strings, containers, numpy arrays and scalars of bool, integer, '
-            'float, complex or string dtype, and mmengine HistoryBuffers')
+            'float, complex or string dtype, mmengine HistoryBuffers, and yacs CfgNodes and '
+            'argparse Namespaces as plain dicts')
 # The statistics HistoryBuffer registers by default (HistoryBuffer._set_default_statistics).
 HISTORY_BUFFER_STATISTICS = ('min', 'max', 'current', 'mean')
 NUMPY_CORES = ('numpy.core', 'numpy._core')  # numpy 1 and numpy 2 pickle these module names
+# What a yacs CfgNode pickles besides its items: its __dict__ (yacs.config.CfgNode.__init__).
+CFG_NODE_ATTRIBUTES = ('__immutable__', '__deprecated_keys__', '__renamed_keys__',
+                       '__new_allowed__')
 # Where checkpoints carry config text that mmengine would parse as a Python config.
 CONFIG_TEXT_KEYS = (('meta', 'config'), ('meta', 'cfg'), ('message_hub', 'runtime_info', 'cfg'))
 
@@ -155,6 +163,39 @@ class _HistoryBuffer(_StandIn):
         self.value = HistoryBuffer(*histories, max_length=max_length)
 
 
+class _Namespace(_StandIn):
+    """``argparse.Namespace`` (the ``args`` timm-style scripts save): a plain dict of the
+    attributes in its state."""
+    pickled_as = 'argparse.Namespace'
+
+    def __new__(cls, *args):
+        namespace = super().__new__(cls)
+        namespace.value = {}  # a Namespace without attributes pickles no state
+        return namespace
+
+    def __setstate__(self, state):
+        if not (type(state) is dict and all(type(name) is str for name in state)):
+            raise _Refused(f'an argparse.Namespace with state {_abridged(state)}')
+        self.value = state
+
+
+_CFG_NODE_MARK = object()  # out of a pickle's reach: only _CfgNode marks its OrderedDicts
+
+
+class _CfgNode(_StandIn):
+    """yacs's ``CfgNode``, a dict subclass: pickled as NEWOBJ, SETITEMS of its items, BUILD of its
+    attributes. Torch sets items on plain dicts and OrderedDicts only, so this makes a marked
+    OrderedDict, which :func:`_replace_stand_ins` turns into a plain dict of its items."""
+    pickled_as = 'yacs.config.CfgNode'
+
+    def __new__(cls, *args):
+        if args:
+            raise _Refused(f'a call of {cls.pickled_as}{_abridged(args)}')
+        node = collections.OrderedDict()
+        node.__dict__[cls.pickled_as] = _CFG_NODE_MARK
+        return node
+
+
 def _reconstruct(subtype, shape, typecode):
     """``numpy.core.multiarray._reconstruct(numpy.ndarray, (0,), b'b')``: an array to be built."""
     if subtype is not _Array or not _equal((shape, typecode), ((0, ), b'b')):
@@ -218,6 +259,8 @@ SAFE_GLOBALS = [
     *[(_reconstruct, f'{numpy_core}.multiarray._reconstruct') for numpy_core in NUMPY_CORES],
     *[(_scalar, f'{numpy_core}.multiarray.scalar') for numpy_core in NUMPY_CORES],
     (_HistoryBuffer, _HistoryBuffer.pickled_as),
+    (_Namespace, _Namespace.pickled_as),
+    (_CfgNode, _CfgNode.pickled_as),
     (_history_buffer_statistic, 'builtins.getattr'),
     (_empty_bytes, 'builtins.bytes'),
 ]
@@ -233,12 +276,14 @@ def _replace_stand_ins(node, done):
     """Put the built objects in place of the stand-ins in the loaded containers, in place (torch
     made them); ``done`` maps ``id`` to (container, replacement) for shared and cyclic ones."""
     if isinstance(node, _StandIn):
-        return node.result()
+        return _replace_stand_ins(node.result(), done)  # a Namespace's dict holds more stand-ins
     if not isinstance(node, (dict, list, set)) and type(node) is not tuple:
         return node
     if id(node) in done:
         return done[id(node)][1]
     done[id(node)] = (node, node)
+    if getattr(node, '__dict__', {}).get(_CfgNode.pickled_as) is _CFG_NODE_MARK:
+        return _config_as_dict(node, done)
     if isinstance(node, dict):
         # torch BUILDs an OrderedDict by updating its __dict__: attributes there would shadow its
         # methods (mmengine calls state_dict.copy()); state dicts carry only torch's _metadata.
@@ -259,6 +304,19 @@ def _replace_stand_ins(node, done):
             done[id(node)] = (node, replaced)
             return replaced
     return node
+
+
+def _config_as_dict(node, done):
+    """A CfgNode's marked OrderedDict as a plain dict of its items, stand-ins replaced; its yacs
+    attributes (immutability, deprecated and renamed keys) are dropped."""
+    attributes = set(node.__dict__) - {_CfgNode.pickled_as}
+    if not attributes <= set(CFG_NODE_ATTRIBUTES):
+        raise _Refused(f'a {_CfgNode.pickled_as} with attributes {sorted(attributes)}',
+                       accepted=f"only CfgNode's own {', '.join(CFG_NODE_ATTRIBUTES)}")
+    plain = {}
+    done[id(node)] = (node, plain)
+    plain.update((key, _replace_stand_ins(value, done)) for key, value in node.items())
+    return plain
 
 
 def _drop_config_text(checkpoint, source):
