@@ -13,10 +13,10 @@ built; the mixers are shared layers (:mod:`.layers`), except the depthwise-conv 
 which is this family's own.
 
 The official detection backbone drops the stage norms and trains a new norm on every returned map
-(``stage_norms=False, norm_outputs=True``): the 1x Mask R-CNN configs build it, so that the
-published STM-Evaluation detectors load into them (converted on load). Elsewhere (the 3x and segmentation
-configs) the pretrained stage norms stay, as the classifier computes them, so every returned map is
-normalised by weights that ImageNet trained.
+(``stage_norms=False, norm_outputs=True``); every dense config (Mask R-CNN 1x and 3x, UperNet)
+builds it, so that the published STM-Evaluation detectors load into the 1x configs (converted on
+load) and a model's detectors and segmentors share one backbone. The classifiers keep the stage
+norms.
 """
 from functools import partial
 from typing import Dict

@@ -4,5 +4,6 @@
 _base_ = '../../common_cfgs/mask-rcnn_fpn_ms-crop-3x_coco-recipe.py'
 model = dict(
     backbone=dict(type='UnifiedHaloNet', arch='small', drop_path_rate=0.2,
+                  stage_norms=False, norm_outputs=True,
                   init_cfg=dict(checkpoint='checkpoints/unified-halo-small_in1k.pth')),
     neck=dict(in_channels=[96, 192, 384, 768]))

@@ -4,6 +4,7 @@
 _base_ = '../../common_cfgs/upernet_8xb2-160k_ade20k-512x512-recipe.py'
 model = dict(
     backbone=dict(type='UnifiedInternImage', arch='small', drop_path_rate=0.2,
+                  stage_norms=False, norm_outputs=True,
                   init_cfg=dict(checkpoint='checkpoints/unified-dcnv3-small_in1k.pth')),
     decode_head=dict(in_channels=[80, 160, 320, 640]),
     auxiliary_head=dict(in_channels=320))

@@ -4,6 +4,7 @@
 _base_ = '../../common_cfgs/upernet_8xb2-160k_ade20k-512x512-recipe.py'
 model = dict(
     backbone=dict(type='UnifiedSwin', arch='micro', drop_path_rate=0.1,
+                  stage_norms=False, norm_outputs=True,
                   init_cfg=dict(checkpoint='checkpoints/unified-swin-micro_in1k.pth')),
     decode_head=dict(in_channels=[32, 64, 128, 256]),
     auxiliary_head=dict(in_channels=128))
