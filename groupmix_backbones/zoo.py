@@ -5,7 +5,12 @@ turns it into ``docs/model_zoo.md`` and OpenMMLab metafiles, and other tools may
 
 Only numbers that a source states for one arch are here; a missing key means not published there.
 """
-from .converters import DETECTION_RESULTS
+from .converters import DETECTION_RESULTS, FLATTEN, GROUPMIXFORMER, SGFORMER, STM
+
+
+def _github(official_format) -> str:
+    return f'https://github.com/{official_format.repo}'
+
 
 GROUPMIXFORMER_README = ('https://github.com/AILab-CVC/GroupMixFormer/blob/'
                          '3d3f40977c6aa9f5d9eb3d6ffb53cc9c648cf7b2/README.md')
@@ -18,32 +23,33 @@ STM_DETECTION_README = ('https://github.com/OpenGVLab/STM-Evaluation/blob/'
                         'b62c4714d47330dc10e742fa1a8b0c3851403b53/detection/readme.md')
 
 #: one entry per paper: its backbone classes, where its code is and the converter of its weights
+#: (both from the family's converter format)
 COLLECTIONS = {
     'GroupMixFormer': dict(
         paper='Advancing Vision Transformers with Group-Mix Attention',
         paper_url='https://arxiv.org/abs/2311.15157',
-        code_url='https://github.com/AILab-CVC/GroupMixFormer',
+        code_url=_github(GROUPMIXFORMER),
         classes=('GroupMixFormer', ),
-        converter='tools/model_converters/groupmixformer2mmpretrain.py'),
+        converter=GROUPMIXFORMER.script),
     'FLatten Transformer': dict(
         paper='FLatten Transformer: Vision Transformer using Focused Linear Attention',
         paper_url='https://arxiv.org/abs/2308.00442',
-        code_url='https://github.com/LeapLabTHU/FLatten-Transformer',
+        code_url=_github(FLATTEN),
         classes=('FLattenPVT', 'FLattenPVTv2', 'FLattenSwin', 'FLattenCSWin'),
-        converter='tools/model_converters/flatten2mmpretrain.py'),
+        converter=FLATTEN.script),
     'SG-Former': dict(
         paper='SG-Former: Self-guided Transformer with Evolving Token Reallocation',
         paper_url='https://arxiv.org/abs/2308.12216',
-        code_url='https://github.com/OliverRensu/SG-Former',
+        code_url=_github(SGFORMER),
         classes=('SGFormer', ),
-        converter='tools/model_converters/sgformer2mmpretrain.py'),
+        converter=SGFORMER.script),
     'Unified token mixers': dict(
         paper='Demystify Transformers & Convolutions in Modern Image Deep Networks',
         paper_url='https://arxiv.org/abs/2211.05781',
-        code_url='https://github.com/OpenGVLab/STM-Evaluation',
+        code_url=_github(STM),
         classes=('UnifiedHaloNet', 'UnifiedPVT', 'UnifiedSwin', 'UnifiedConvNeXt',
                  'UnifiedInternImage'),
-        converter='tools/model_converters/stm2mmpretrain.py'),
+        converter=STM.script),
 }
 
 _GMF_WEIGHTS = ('https://connecthkuhk-my.sharepoint.com/:f:/g/personal/'
