@@ -158,18 +158,13 @@ def test_padded_positions_never_leak(hw_shape):
 
 
 def test_mask_covers_halo_and_block_padding():
-    mask = halo_key_mask((8, 3), 7, 3, torch.device('cpu'), torch.float32)
-    assert mask.shape == (2, 1, 1, 169)
-    seen = (mask == 0).reshape(2, 13, 13)
-    # block (0, 0): window rows -3..9 and columns -3..9 of an 8 x 3 map -> rows 0..7, cols 0..2
-    expected = torch.zeros(13, 13, dtype=torch.bool)
-    expected[3:11, 3:6] = True
-    assert torch.equal(seen[0], expected)
-    # block (1, 0): window rows 4..16 -> real rows 4..7 only
-    expected = torch.zeros(13, 13, dtype=torch.bool)
-    expected[0:4, 3:6] = True
-    assert torch.equal(seen[1], expected)
-    assert set(mask.unique().tolist()) == {0., MASK_VALUE}
+    rows, cols = halo_key_mask((8, 3), 7, 3, torch.device('cpu'), torch.float32)
+    assert rows.shape == (2, 13) and cols.shape == (1, 13)
+    # block row 0: window rows -3..9 of 8 rows -> 0..7; block row 1: rows 4..16 -> 4..7
+    assert (rows[0] == 0).tolist() == [False] * 3 + [True] * 8 + [False] * 2
+    assert (rows[1] == 0).tolist() == [True] * 4 + [False] * 9
+    assert (cols[0] == 0).tolist() == [False] * 3 + [True] * 3 + [False] * 7  # columns 0..2
+    assert set(torch.cat([rows, cols]).unique().tolist()) == {0., MASK_VALUE}
 
 
 def test_caches_are_per_size_device_and_dtype():
@@ -178,10 +173,10 @@ def test_caches_are_per_size_device_and_dtype():
     assert halo_key_mask(*key, torch.device('cpu'), torch.float32) is cpu32  # computed once
     cpu16 = halo_key_mask(*key, torch.device('cpu'), torch.float16)
     meta = halo_key_mask(*key, torch.device('meta'), torch.float32)
-    assert (cpu16.dtype, cpu16.device.type) == (torch.float16, 'cpu')
-    assert (meta.dtype, meta.device.type) == (torch.float32, 'meta')
-    assert halo_key_mask((9, 12), 7, 3, torch.device('cpu'), torch.float32).shape == cpu32.shape
-    assert not torch.equal(halo_key_mask((9, 12), 7, 3, torch.device('cpu'), torch.float32), cpu32)
+    assert (cpu16[0].dtype, cpu16[0].device.type) == (torch.float16, 'cpu')
+    assert (meta[1].dtype, meta[1].device.type) == (torch.float32, 'meta')
+    other = halo_key_mask((9, 12), 7, 3, torch.device('cpu'), torch.float32)
+    assert other[1].shape == cpu32[1].shape and not torch.equal(other[1], cpu32[1])
     assert halo_relative_index(7, 13, torch.device('meta')).device.type == 'meta'
     # a whole forward per dtype and device, same sizes, each in its own dtype and device
     attn = randomised(HaloAttention(16, num_heads=2), std=0.2)

@@ -1,6 +1,7 @@
 """Our classifiers against the official implementations, from a clone the user points at (never
 vendored): the official model is built with random weights, converted by our converter, loaded
 strictly into the classifier of our config, and both are run on the same input."""
+import contextlib
 import importlib.util
 import os
 import os.path as osp
@@ -20,6 +21,7 @@ class OfficialModel(NamedTuple):
     build: Callable  # (module, arch name, our arch settings, image size) -> classifier
     stubs: tuple = ()  # debugging-only imports of the official module that may be missing
     setup: Optional[Callable[[], None]] = None  # what the official code needs before import
+    importing: Optional[Callable] = None  # context manager around the import only
     dtype: torch.dtype = torch.float32  # of both models and the input
 
 
@@ -38,6 +40,47 @@ def _cswin_factory(arch):
     return {'tiny': 'FLatten_CSWin_64_24181_tiny_224', 'small': 'FLatten_CSWin_64_24322_small_224',
             'base': 'FLatten_CSWin_96_36292_base_224',
             'base_384': 'FLatten_CSWin_96_36292_base_384'}[arch]
+
+
+@contextlib.contextmanager
+def _stm_imports():
+    """STM-Evaluation's code was written for timm 0.6.7 and a CUDA extension; beside timm 1.x it
+    imports with timm's former path of ``halo_attn`` and its ``register_model`` kept from
+    replacing our timm registrations of the same names (``groupmix_backbones.timm_models``)."""
+    import timm.layers.halo_attn
+    import timm.models
+    register = timm.models.register_model
+    sys.modules.setdefault('timm.models.layers.halo_attn', timm.layers.halo_attn)
+    timm.models.register_model = lambda fn: fn
+    try:
+        yield
+    finally:
+        timm.models.register_model = register
+
+
+class _DeformAttnOnCPU:
+    """Stands in for STM-Evaluation's ``MSDeformAttnFunction`` (its CUDA-only extension) with
+    mmcv's PyTorch reference of the same op, differentiated by autograd."""
+
+    @staticmethod
+    def apply(value, shapes, level_start, locations, weights, im2col_step):
+        from mmcv.ops.multi_scale_deform_attn import multi_scale_deformable_attn_pytorch
+        return multi_scale_deformable_attn_pytorch(value, shapes, locations, weights)
+
+
+def _stm(mixer: str, factory: str):
+    """STM-Evaluation's ``unified_{mixer}_{arch}`` classifier (in ``model_factory/{factory}.py``): timm 1.x's window
+    partition takes (height, width) where timm 0.6.7's took one int, and DCNv3 runs on CPU."""
+    def build(module, arch, settings, size):
+        from timm.models import swin_transformer as timm_swin
+        from timm.layers import to_2tuple
+        swin = module.blocks.swin
+        swin.window_partition = lambda x, w: timm_swin.window_partition(x, to_2tuple(w))
+        swin.window_reverse = lambda x, w, h, wd: timm_swin.window_reverse(x, to_2tuple(w), h, wd)
+        module.blocks.dcn_v3.MSDeformAttnFunction = _DeformAttnOnCPU
+        return getattr(getattr(module.model_factory, factory), f'unified_{mixer}_{arch}')()
+    return OfficialModel('classification/models/__init__.py', build,
+                         stubs=('MultiScaleDeformableAttention', ), importing=_stm_imports)
 
 
 OFFICIAL: Dict[str, OfficialModel] = {
@@ -65,13 +108,19 @@ OFFICIAL: Dict[str, OfficialModel] = {
     'SGFormer': OfficialModel(
         'sgformer.py', lambda m, arch, s, size: getattr(m, f'sgformer_{arch}')(),
         setup=_restore_numpy_float, dtype=torch.float64),
+    'UnifiedHaloNet': _stm('halo', 'halonet_factory'),
+    'UnifiedPVT': _stm('pvt', 'pvt_factory'),
+    'UnifiedSwin': _stm('swin', 'swin_factory'),
+    'UnifiedConvNeXt': _stm('convnext', 'convnext_factory'),
+    'UnifiedInternImage': _stm('dcn_v3', 'dcnv3_factory'),
 }
 
 
-def import_official(repo: str, module: str, stubs=(), setup=None):
+def import_official(repo: str, module: str, stubs=(), setup=None, importing=None):
     """Import the file ``module`` of the official clone ``repo`` as a module of its own (its
     folder first on ``sys.path`` meanwhile, for its imports of sibling files, which are not kept
-    in ``sys.modules``: another clone's files of the same names are imported afresh)."""
+    in ``sys.modules``: another clone's files of the same names are imported afresh); a package's
+    ``__init__.py`` is imported as a package, for its relative imports."""
     path = osp.join(repo, module)
     if not osp.isfile(path):
         raise FileNotFoundError(f'{path} does not exist: --official-repo must be a clone of the '
@@ -80,14 +129,17 @@ def import_official(repo: str, module: str, stubs=(), setup=None):
         sys.modules.setdefault(name, types.ModuleType(name))
     if setup is not None:
         setup()
-    name = 'official_' + osp.splitext(osp.basename(module))[0]
-    spec = importlib.util.spec_from_file_location(name, path)
-    loaded = sys.modules[name] = importlib.util.module_from_spec(spec)
     folder = osp.dirname(osp.abspath(path))
+    package = osp.basename(path) == '__init__.py'
+    name = 'official_' + osp.basename(folder if package else osp.splitext(path)[0])
+    spec = importlib.util.spec_from_file_location(
+        name, path, submodule_search_locations=[folder] if package else None)
+    loaded = sys.modules[name] = importlib.util.module_from_spec(spec)
     sys.path.insert(0, folder)
     before = set(sys.modules)
     try:
-        spec.loader.exec_module(loaded)
+        with importing() if importing else contextlib.nullcontext():
+            spec.loader.exec_module(loaded)
     finally:
         sys.path.remove(folder)
         for sibling in set(sys.modules) - before:
@@ -126,7 +178,7 @@ def build_official(cfg: Config, settings: dict, official_repo: str, size: int):
     """The official classifier of ``cfg``'s arch (``settings``: our backbone's), for ``size``
     inputs where the official constructor takes a size, imported from ``official_repo``."""
     spec = official_spec(cfg)
-    module = import_official(official_repo, spec.module, spec.stubs, spec.setup)
+    module = import_official(official_repo, spec.module, spec.stubs, spec.setup, spec.importing)
     return spec.build(module, cfg.model.backbone.arch, settings, size)
 
 

@@ -39,17 +39,17 @@ def halo_windows(x: torch.Tensor, block_size: int, win_size: int) -> torch.Tenso
 
 @size_cache
 def halo_key_mask(hw_shape, block_size: int, halo_size: int, device: torch.device,
-                  dtype: torch.dtype) -> torch.Tensor:
-    """(num_blocks, 1, 1, win*win) additive mask of the keys of each block's halo window that lie
-    outside the real ``hw_shape`` map (halo padding and padding to block multiples)."""
+                  dtype: torch.dtype):
+    """Additive masks of the keys of each block's halo window that lie outside the real
+    ``hw_shape`` map (halo padding and padding to block multiples), one per axis: a key is real
+    when its row and its column are. (num block rows, win) and (num block columns, win)."""
     win = block_size + 2 * halo_size
-    valid = []
+    masks = []
     for size in hw_shape:  # (num_blocks along the axis, win): is the key's row/column real?
         pos = (torch.arange(0, size, block_size, device=device)[:, None] - halo_size +
                torch.arange(win, device=device))
-        valid.append((pos >= 0) & (pos < size))
-    valid = valid[0][:, None, :, None] & valid[1][None, :, None, :]  # (nh, nw, win, win)
-    return key_mask(valid, dtype).reshape(-1, 1, 1, win * win)
+        masks.append(key_mask((pos >= 0) & (pos < size), dtype))
+    return tuple(masks)
 
 
 class HaloAttention(SavedGrids, nn.Module):
@@ -98,14 +98,21 @@ class HaloAttention(SavedGrids, nn.Module):
         return (resized.to(saved.dtype).contiguous(),
                 f'from {len(saved)} to {grid[0]} relative positions (linear)')
 
-    def relative_logits(self, q: torch.Tensor) -> torch.Tensor:
-        """Query-related relative logits of q (..., block*block, dqk), unscaled, for every key of
-        the window: (..., block*block, win*win)."""
+    def relative_logits(self, q: torch.Tensor, key_masks) -> torch.Tensor:
+        """Query-related relative logits, unscaled, of q (B, nh, nw, heads, block*block, dqk) for
+        every key of each block's window, plus the per-axis ``key_masks`` of
+        :func:`halo_key_mask`: (B, nh, nw, heads, block*block, win*win). Each table is multiplied
+        by every query once; the offsets a query needs are then gathered."""
         b, win = self.block_size, self.win_size
-        index = halo_relative_index(b, win, q.device)
-        q = q.unflatten(-2, (b, b))  # (..., row, col, d)
-        rows = torch.einsum('...ycd,ykd->...yck', q, self.height_rel[index])  # key row k
-        cols = torch.einsum('...ycd,ckd->...yck', q, self.width_rel[index])  # key column k
+        index = halo_relative_index(b, win, q.device)  # (query position, key position)
+        shape = (*q.shape[:-2], b, b, win)
+        rows = (q @ self.height_rel.T).unflatten(-2, (b, b)).gather(
+            -1, index[:, None].expand(shape))  # by the query's row: (..., row, col, key row)
+        cols = (q @ self.width_rel.T).unflatten(-2, (b, b)).gather(
+            -1, index[None].expand(shape))  # by the query's column: (..., key column)
+        row_mask, col_mask = key_masks  # (nh, win), (nw, win)
+        rows = rows + row_mask[:, None, None, None, None, :]
+        cols = cols + col_mask[None, :, None, None, None, :]
         return (rows[..., :, None] + cols[..., None, :]).flatten(-4, -3).flatten(-2)
 
     def forward(self, x: torch.Tensor, hw_shape) -> torch.Tensor:
@@ -116,13 +123,14 @@ class HaloAttention(SavedGrids, nn.Module):
         Hp, Wp = x.shape[1:3]
         nh, nw = Hp // b, Wp // b
         q = self.q(x).reshape(B, nh, b, nw, b, heads, dqk).permute(0, 1, 3, 5, 2, 4, 6)
-        q = q.reshape(B, nh * nw, heads, b * b, dqk)
+        q = q.reshape(B, nh, nw, heads, b * b, dqk)
         kv = F.pad(self.kv(x), (0, 0, halo, halo, halo, halo))
         kv = halo_windows(kv, b, win)  # (B, nh, nw, heads * (dqk + dv), win, win)
-        kv = kv.reshape(B, nh * nw, heads, dqk + dv, win * win).transpose(-2, -1)
-        k, v = kv.split([dqk, dv], dim=-1)
-        bias = self.relative_logits(q) + halo_key_mask((H, W), b, halo, x.device, q.dtype)
-        out = softmax_attention(q, k, v, mask=bias,
+        # channels last (SDPA's fused kernels need unit stride there): (B, blocks, heads, win*win, d)
+        kv = kv.permute(0, 1, 2, 4, 5, 3).reshape(B, nh * nw, win * win, heads, dqk + dv)
+        k, v = kv.transpose(2, 3).split([dqk, dv], dim=-1)
+        bias = self.relative_logits(q, halo_key_mask((H, W), b, halo, x.device, q.dtype))
+        out = softmax_attention(q.flatten(1, 2), k, v, mask=bias.flatten(1, 2),
                                 dropout_p=self.attn_drop if self.training else 0.)
         out = out.reshape(B, nh, nw, heads, b, b, dv).permute(0, 1, 4, 2, 5, 3, 6)
         out = out.reshape(B, Hp, Wp, heads * dv)[:, :H, :W]
