@@ -96,7 +96,7 @@ def softmax_attention(q, k, v, *, mask=None, dropout_p: float = 0., record=None)
         logits = q @ k.transpose(-2, -1) * q.shape[-1] ** -0.5
         weights = (logits if mask is None else logits + mask.to(q.dtype)).softmax(dim=-1)
         record(weights)
-        return F.dropout(weights, dropout_p) @ v
+        return (F.dropout(weights, dropout_p) if dropout_p else weights) @ v
     *lead, heads, num_q, _ = q.shape
     num_k = k.shape[-2]
     q, k, v = (t.reshape(-1, heads, t.shape[-2], t.shape[-1]) for t in (q, k, v))
