@@ -3,6 +3,9 @@ import pytest
 import torch
 
 from groupmix_backbones import GroupMixFormer
+from groupmix_backbones.models.groupmixformer import GroupMixAttention
+from groupmix_backbones.models.layers import recording_attention
+from groupmix_backbones.visualization.attention import attention_row, record_attention
 
 TINY = dict(embed_dims=[40, 40, 80, 80], depths=[1, 1, 1, 1], mlp_ratios=[2, 2, 2, 2])
 
@@ -50,3 +53,42 @@ def test_final_norm_applies_to_last_output_only():
         a, b = model(x), plain(x)
     torch.testing.assert_close(a[2], b[2])
     torch.testing.assert_close(a[3], model.out_norm(b[3]))
+
+
+def test_recorded_weights_are_the_efficient_attention():
+    """While recording, the probe gets the N x N weights ``scale q^T softmax_N(k)``: applied to v
+    they give the attention part of attend() (its position term zeroed), on whole-map cells; the
+    output is the same either way, and the probe is not called when not recording."""
+    torch.manual_seed(0)
+    attn = GroupMixAttention(40, num_heads=8).eval()
+    with torch.no_grad():
+        for param in attn.parameters():
+            param.normal_(0, 0.2)
+        for conv in attn.crpe.convs:
+            conv.weight.zero_()
+            conv.bias.zero_()
+    hw, heads = (5, 7), attn.num_heads
+    q, k, v = torch.randn(3, 2, heads, 4, 35).unbind(0)  # (B, heads, Ch, N)
+    calls = []
+    handle = attn.attn_weights.register_forward_hook(lambda *args: calls.append(args))
+    with torch.no_grad():
+        fused = attn.attend(q, k, v, hw)
+        attn(torch.randn(2, 35, 40), hw)
+    handle.remove()
+    assert not calls
+    record = record_attention(attn, lambda: attn.attend(q, k, v, hw), {'': attn.attn_weights})['']
+    weights = record['weights']
+    assert weights.shape == (2, heads, 35, 35)
+    torch.testing.assert_close((weights @ v.transpose(-2, -1)).transpose(-2, -1), fused,
+                               rtol=0, atol=1e-6)
+    assert torch.equal(record['queries'], torch.arange(35)) and record['hw_shape'] == hw
+    row = attention_row(record, (3, 2)).weights  # (heads, 5, 7)
+    assert torch.equal(row.flatten(1), weights[0, :, 3 * 7 + 2])
+    x = torch.randn(2, 35, 40)
+    with torch.no_grad():
+        plain = attn(x, hw)
+    recorded = record_attention(attn, lambda: attn(x, hw), {'': attn.attn_weights})['']
+    assert recorded['weights'].shape == (2, heads, 35, 35)
+    with torch.no_grad(), recording_attention(attn):  # the output keeps its linear form
+        torch.testing.assert_close(attn(x, hw), plain, rtol=0, atol=0)
+

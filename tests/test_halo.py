@@ -11,7 +11,8 @@ from timm.layers.halo_attn import rel_logits_1d
 
 from groupmix_backbones.models.layers import (MASK_VALUE, HaloAttention, adapt_saved_grids,
                                               halo_key_mask, halo_relative_index,
-                                              make_divisible)
+                                              make_divisible, recording_attention)
+from groupmix_backbones.visualization.attention import attention_row, record_attention
 
 
 def randomised(attn: HaloAttention, std: float = 0.5) -> HaloAttention:
@@ -244,3 +245,35 @@ def test_tables_of_another_window_are_resized_on_load():
     other_channels = {'0.height_rel': torch.randn(25, 4)}
     adapt_saved_grids(model, other_channels)
     assert other_channels['0.height_rel'].shape == (25, 4)  # left to the shape check
+
+
+@pytest.mark.parametrize('hw_shape', [(9, 11), (8, 8)])
+def test_recorded_weights_give_the_output_at_every_cell(hw_shape):
+    """While recording, the probe gets (B, blocks, heads, b*b, win*win) weights laid on the right
+    cells: each real query's row on the map, applied to v, gives the module's output there; keys
+    outside the map get nothing. Not recording: the probe is not called."""
+    attn = randomised(HaloAttention(16, num_heads=2, block_size=4, halo_size=1)).eval()
+    (H, W), heads = hw_shape, attn.num_heads
+    x = torch.randn(2, H * W, 16)
+    calls = []
+    handle = attn.attn_weights.register_forward_hook(lambda *args: calls.append(args))
+    with torch.no_grad():
+        fused = attn(x, hw_shape)
+    handle.remove()
+    assert not calls
+    record = record_attention(attn, lambda: attn(x, hw_shape), {'': attn.attn_weights})['']
+    with torch.no_grad(), recording_attention(attn):
+        explicit = attn(x, hw_shape)
+    torch.testing.assert_close(explicit, fused, rtol=0, atol=1e-5)
+    blocks = -(-H // 4) * -(-W // 4)
+    assert record['weights'].shape == (2, blocks, heads, 16, 36)
+    torch.testing.assert_close(record['weights'].sum(-1), torch.ones(2, blocks, heads, 16))
+    assert (record['weights'] * (record['keys'] < 0)[None, :, None, None]).abs().max() < 1e-30
+    v = attn.kv(x[:1]).reshape(H, W, heads, -1)[..., attn.dim_head_qk:]
+    with torch.no_grad():
+        for y in range(H):
+            for x_ in range(W):
+                weights = attention_row(record, (y, x_)).weights  # (heads, H, W)
+                out = attn.proj(torch.einsum('hyx,yxhd->hd', weights, v).reshape(-1))
+                torch.testing.assert_close(out, fused[0, y * W + x_], rtol=0, atol=1e-5)
+

@@ -7,16 +7,21 @@ import pytest
 import torch
 import torch.nn.functional as F
 from mmengine.registry import DefaultScope
+from torch.overrides import TorchFunctionMode
 
 import groupmix_backbones  # noqa: F401
 from groupmix_backbones import SGFormer
 from groupmix_backbones.converters import SGFORMER, recognise
+from groupmix_backbones.models import sgformer
+from groupmix_backbones.models.layers import AttentionWeights, window_cells
 from groupmix_backbones.models.sgformer import (HybridScaleAttention, SignificanceGuidedAttention,
                                                 sincos_pos_embed)
+from groupmix_backbones.visualization.attention import attention_row, record_attention
 
 # two blocks per stage in stages 1-3 (hybrid-scale, then significance-guided), pre-trained at 64
 TINY = dict(embed_dims=[16, 32, 32, 64], depths=[2, 2, 2, 1], num_heads=[2, 2, 4, 4],
             mlp_ratios=[2, 2, 2, 2])
+TINY_SR = [8, 4, 2, 1]  # the default shrink ratios
 
 # official classifiers (OliverRensu/SG-Former, 1000 classes), counted on the official model
 OFFICIAL_PARAMS = dict(s=22_545_981, m=38_689_316, b=77_950_293)
@@ -208,6 +213,119 @@ def test_errors_say_what_is_valid():
         SGFormer(arch=dict(TINY, sr_ratios=[16, 4, 2, 1]))
     with pytest.raises(ValueError, match='num_heads must be even'):
         SGFormer(arch=dict(TINY, num_heads=[1, 2, 4, 4]))
+
+
+class CountSoftmax(TorchFunctionMode):
+    """Counts the softmax calls of the code run inside it (SDPA's fused kernels make none)."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        self.calls += func in (torch.Tensor.softmax, torch.softmax, F.softmax)
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize('hw_shape', [(10, 13), (14, 14)])
+@pytest.mark.parametrize('sr_ratio', [2, 4])
+def test_hybrid_scale_computes_its_probabilities_once(hw_shape, sr_ratio):
+    """With its map wanted, a hybrid-scale block computes one softmax per half, for its output
+    (that of the fused path, the implementation without the map) and its map (the written-out
+    reference); a stage-final block computes none and no map, unless a hook reads the map."""
+    torch.manual_seed(0)
+    attn = HybridScaleAttention(16, num_heads=4, sr_ratio=sr_ratio).eval()
+    for param in attn.parameters():
+        torch.nn.init.normal_(param, std=0.3)
+    x = torch.randn(2, hw_shape[0] * hw_shape[1], 16)
+    with torch.no_grad():
+        with CountSoftmax() as explicit:
+            out, significance = attn(x, hw_shape)
+        attn.significance.needed = False
+        with CountSoftmax() as fused:
+            fused_out, no_map = attn(x, hw_shape)
+        handle = attn.significance.register_forward_hook(lambda *args: None)
+        hooked_out, hooked = attn(x, hw_shape)
+        handle.remove()
+        expected = reference_significance(attn, x, hw_shape)
+    assert (explicit.calls, fused.calls, no_map) == (2, 0, None)
+    torch.testing.assert_close(out, fused_out, rtol=0, atol=1e-6)
+    torch.testing.assert_close(significance, expected, rtol=0, atol=1e-6)
+    assert torch.equal(hooked_out, out) and torch.equal(hooked, significance)
+
+
+def test_probes_record_the_weights_each_attention_computes_with():
+    """Recording every probe of a model: each probe's weights, applied to the values its call of
+    softmax_attention was given, give that call's output; cells: the whole map (keys on the map
+    shrunk sr times for the global half), the windows, and -1 for the merged keys."""
+    model = SGFormer(arch=TINY, pretrain_img_size=64).eval()
+    hw_shapes = [(12, 16), (6, 8), (3, 4), (2, 2)]
+    events = []
+    real = sgformer.softmax_attention
+
+    def attention(q, k, v, **kwargs):
+        out = real(q, k, v, **kwargs)
+        events.append((v, out))
+        return out
+
+    probes = {name: module for name, module in model.named_modules()
+              if isinstance(module, AttentionWeights)}
+    for name, probe in probes.items():
+        probe.register_forward_hook(lambda module, args, out, name=name: events.append(name))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sgformer, 'softmax_attention', attention)
+        records = record_attention(model, lambda: model(torch.randn(1, 3, 45, 61)), probes)
+    assert len(records) == len(probes) == 10 and len(events) == 20
+    for name, (v, out) in zip(events[::2], events[1::2]):
+        torch.testing.assert_close(records[name]['weights'] @ v, out, rtol=0, atol=1e-6)
+    for name, record in records.items():
+        stage, block = int(name.split('.')[1]), int(name.split('.')[3])
+        hw, kind = hw_shapes[stage], name.rsplit('.', 1)[1]
+        N, keys = hw[0] * hw[1], record['keys']
+        assert record['hw_shape'] == hw
+        if kind == 'local_weights':
+            assert torch.equal(record['queries'], window_cells(hw, 7)) and keys is record['queries']
+            continue
+        assert torch.equal(record['queries'], torch.arange(N))
+        if kind == 'global_weights':
+            r = TINY_SR[stage]
+            assert record['key_stride'] == r
+            assert torch.equal(keys, torch.arange(math.ceil(hw[0] / r) * math.ceil(hw[1] / r)))
+        elif block % 2 and stage < 3:  # significance-guided: merged groups have no cell
+            assert (keys == -1).all() and len(keys) == record['weights'].shape[-1]
+        else:
+            assert torch.equal(keys, torch.arange(N))
+
+
+def test_hybrid_scale_rows_on_the_map_give_the_output():
+    """Each half's recorded row of a query, laid on the map (a reduced key spread over its cells,
+    a window's keys on theirs), applied to the values there gives the query's output."""
+    torch.manual_seed(0)
+    attn = HybridScaleAttention(16, num_heads=4, sr_ratio=4).eval()
+    for param in attn.parameters():
+        torch.nn.init.normal_(param, std=0.3)
+    with torch.no_grad():  # output = attention (no LePE, identity projection)
+        for param in (attn.lepe_linear.weight, attn.lepe_linear.bias, attn.lepe_conv.bias,
+                      attn.proj.bias):
+            param.zero_()
+        attn.proj.weight.copy_(torch.eye(16))
+    hw = (8, 12)  # windows padded to 14 x 14, the map reduced to 2 x 3
+    x = torch.randn(1, 96, 16)
+    records = record_attention(attn, lambda: attn(x, hw), {
+        'global': attn.global_weights, 'local': attn.local_weights})
+    with torch.no_grad():
+        out = attn(x, hw)[0][0]
+        reduced = attn.reduce_act(attn.reduce_norm(
+            attn.reduce(x.transpose(1, 2).reshape(1, 16, *hw)).flatten(2).transpose(1, 2)))
+        global_v = attn.global_kv(reduced)[..., 8:].reshape(1, 2, 3, 8)
+        global_v = global_v.repeat_interleave(4, 1).repeat_interleave(4, 2).reshape(1, 96, 8)
+        local_v = attn.local_kv(x)[..., 8:]
+        for cell in [(0, 0), (5, 7), (7, 11)]:
+            parts = [torch.einsum('hyx,yxhd->hd', attention_row(records[half], cell).weights,
+                                  v[0].reshape(*hw, 2, 4)).reshape(-1)
+                     for half, v in (('global', global_v), ('local', local_v))]
+            torch.testing.assert_close(torch.cat(parts), out[cell[0] * 12 + cell[1]], rtol=0,
+                                       atol=1e-5)
 
 
 # ---------------------------------------------------------------- converter

@@ -18,8 +18,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..registry import register_backbone
 from .base import DenseBackbone, Stage
-from .layers import (Fusable, Mlp, build_norm, drop_path, fold_bn, image_to_tokens,
-                     tokens_to_image)
+from .layers import (AttentionWeights, Fusable, Mlp, build_norm, drop_path, fold_bn,
+                     image_to_tokens, map_probe_cells, tokens_to_image)
 
 
 class ConvStem(Fusable, nn.Sequential):
@@ -133,7 +133,8 @@ class ConvRelPosEnc(nn.Module):
 
 
 class GroupMixAttention(nn.Module):
-    """Group-Mix Attention on tokens (B, N, C) of a map of ``hw_shape``."""
+    """Group-Mix Attention on tokens (B, N, C) of a map of ``hw_shape``. Probe ``attn_weights``:
+    while recording, the N x N weights of the efficient attention (see :meth:`attend`)."""
 
     def __init__(self, dim: int, *, num_heads: int = 8, qkv_bias: bool = True,
                  proj_drop: float = 0., norm_cfg: dict = dict(type='BN')):
@@ -153,6 +154,19 @@ class GroupMixAttention(nn.Module):
                                   head_splits=crpe_head_splits(num_heads))
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
+        self.attn_weights = AttentionWeights()
+
+    def attend(self, q, k, v, hw_shape):
+        """Efficient attention of q, k, v (B, heads, Ch, N) plus the relative position term:
+        (B, heads, Ch, N). Its attention part is ``v`` weighted by the N x N weights
+        ``scale * q^T softmax_N(k)`` (rows need not sum to 1), which the probe receives, only
+        while recording; the output keeps the product linear in N."""
+        k = k.softmax(dim=-1)
+        if self.attn_weights.recording:
+            self.attn_weights(self.scale * q.transpose(-2, -1) @ k,
+                              **map_probe_cells(hw_shape, q.shape[-1], device=q.device))
+        context = k @ v.transpose(-2, -1)  # (B, heads, Ch, Ch)
+        return self.scale * (context.transpose(-2, -1) @ q) + self.crpe(q, v, hw_shape)
 
     def forward(self, x, hw_shape):
         B, N, C = x.shape
@@ -164,8 +178,7 @@ class GroupMixAttention(nn.Module):
         local = self.local_agg(groups[4].reshape(3, B, G, *hw_shape).transpose(0, 1).reshape(
             B, 3 * G, *hw_shape))
         q, k, v = mixed.reshape(3, B, self.num_heads, -1, N).unbind(0)  # (B, heads, Ch, N)
-        context = k.softmax(dim=-1) @ v.transpose(-2, -1)  # (B, heads, Ch, Ch): linear in N
-        out = self.scale * (context.transpose(-2, -1) @ q) + self.crpe(q, v, hw_shape)
+        out = self.attend(q, k, v, hw_shape)
         out = torch.cat([out.reshape(B, 4 * G, N).transpose(1, 2), local], dim=-1)
         return self.proj_drop(self.proj(out))
 

@@ -36,9 +36,10 @@ import torch.nn.functional as F
 
 from ..registry import register_backbone
 from .base import DenseBackbone, TokenStage
-from .layers import (GridPositionEmbedding, Mlp, build_norm, check_heads, drop_path,
-                     fan_out_normal_, image_to_tokens, pad_to_multiple, shifted_window_mask,
-                     softmax_attention, tokens_to_image, window_partition, window_reverse)
+from .layers import (AttentionWeights, GridPositionEmbedding, Mlp, build_norm, check_heads,
+                     drop_path, fan_out_normal_, image_to_tokens, map_probe_cells,
+                     pad_to_multiple, real_map, shifted_window_mask, softmax_attention,
+                     tokens_to_image, window_partition, window_probe_cells, window_reverse)
 
 WINDOW_SIZE = 7  # the local windows of the hybrid-scale attention
 # per shrink ratio: the fractions of the sorted tokens (least significant first) and the size of
@@ -149,45 +150,50 @@ class GlobalAttention(LePEAttention):
         super().__init__(dim, **kwargs)
         self.q = nn.Linear(dim, dim, bias=qkv_bias)
         self.kv = nn.Linear(dim, 2 * dim, bias=qkv_bias)
+        self.attn_weights = AttentionWeights()
 
     def forward(self, x, hw_shape, significance=None):
         B, N, C = x.shape
         q = self.q(x).reshape(B, N, self.num_heads, -1).transpose(1, 2)
         k, v = self.kv(x).reshape(B, N, 2, self.num_heads, -1).permute(2, 0, 3, 1, 4)
-        out = softmax_attention(q, k, v, dropout_p=self.dropout_p)
+        record = self.attn_weights.recorder(lambda: map_probe_cells(hw_shape, N, device=x.device))
+        out = softmax_attention(q, k, v, dropout_p=self.dropout_p, record=record)
         return self.finish(out.transpose(1, 2).reshape(B, N, C), x, hw_shape), None
 
 
 class SignificanceMap(nn.Module):
-    """The significance (B, H, W) of the real map's tokens: the attention each receives, averaged
-    over heads and queries, in the global branch (spread over its ``sr x sr`` cells) plus in its
-    window. No gradient flows through it (as the official, which detaches it). Its output is what
-    a forward hook on ``attn.significance`` of a hybrid-scale block reads."""
+    """The significance (B, H, W) of the real map's tokens from the attention probabilities of a
+    hybrid-scale block (before dropout, detached: no gradient flows through it, as the
+    official): the attention each token receives, averaged over heads and queries, in the global
+    branch (spread over its ``sr x sr`` cells) plus in its window. Its output is what a forward
+    hook on ``attn.significance`` of a hybrid-scale block reads.
 
-    def __init__(self, sr_ratio: int, window_size: int):
+    ``needed`` is False for a hybrid-scale block that ends its stage (no block sorts by its map);
+    such a block then computes the map only while a forward hook reads it (:meth:`wanted`)."""
+
+    def __init__(self, sr_ratio: int, window_size: int, *, needed: bool = True):
         super().__init__()
         self.sr_ratio = sr_ratio
         self.window_size = window_size
+        self.needed = needed
+
+    def wanted(self) -> bool:
+        """Whether the block should compute its probabilities explicitly for this map."""
+        return self.needed or bool(self._forward_hooks)
 
     @torch.no_grad()
-    def forward(self, global_q, global_k, reduced_hw, local_q, local_k, local_mask, hw_shape):
-        """global q (B, heads, N, d), k (B, heads, n, d) of the ``reduced_hw`` map; local q, k
-        (B, windows, heads, w*w, d) of the map padded to window multiples, with the additive
-        ``local_mask`` of padded keys (windows, w*w, w*w) or None."""
+    def forward(self, global_probs, local_probs, *, reduced_hw, hw_shape, padded: bool):
+        """``global_probs`` (B, heads, N, n) of the queries to the ``reduced_hw`` map;
+        ``local_probs`` (B, windows, heads, w*w, w*w) in the windows of the map padded to window
+        multiples (``padded``: padded keys were masked)."""
         (H, W), r, w = hw_shape, self.sr_ratio, self.window_size
-        B, scale = global_q.shape[0], global_q.shape[-1] ** -0.5
-        probs = (global_q @ global_k.transpose(-2, -1) * scale).softmax(-1)
-        received = probs.mean(dim=(1, 2)).reshape(B, *reduced_hw)
+        received = global_probs.mean(dim=(1, 2)).reshape(-1, *reduced_hw)
         received = received.repeat_interleave(r, 1).repeat_interleave(r, 2)[:, :H, :W]
-        logits = local_q @ local_k.transpose(-2, -1) * scale  # (B, windows, heads, w*w, w*w)
-        if local_mask is not None:
-            logits = logits + local_mask[:, None]
-        probs = logits.softmax(-1).mean(2)  # (B, windows, w*w queries, w*w keys)
+        probs = local_probs.mean(2)  # (B, windows, w*w queries, w*w keys)
         padded_hw = (-(-H // w) * w, -(-W // w) * w)  # integer ceil: symbolic when exported
-        if local_mask is not None:  # padded queries give nothing
-            real = torch.zeros(1, *padded_hw, 1, device=probs.device)
-            real[:, :H, :W] = 1
-            probs = probs * window_partition(real, w)[None]  # (1, windows, w*w queries, 1)
+        if padded:  # padded queries give nothing
+            real = window_partition(real_map((H, W), padded_hw, probs.device)[None, :, :, None], w)
+            probs = probs * real.to(probs.dtype)[None]  # (1, windows, w*w queries, 1)
         # per window, over the w*w queries of a whole one: a window that padding cuts short then
         # gives its keys no larger share (uniform attention: a uniform map at any size)
         in_window = probs.sum(2) / (w * w)
@@ -198,9 +204,13 @@ class SignificanceMap(nn.Module):
 class HybridScaleAttention(LePEAttention):
     """Half of the heads attend to the map shrunk ``sr_ratio`` times (strided conv, LayerNorm,
     GELU), the other half inside 7x7 windows of the full map; returns the output and the
-    significance map (:class:`SignificanceMap`, submodule ``significance``)."""
+    significance map (:class:`SignificanceMap`, submodule ``significance``), or None when no one
+    wants it. When the map is wanted, each half computes its probabilities once, explicitly, for
+    its output and the map; otherwise both take SDPA's fused path. Probes: ``global_weights``
+    (keys on the shrunk map), ``local_weights`` (the windows)."""
 
-    def __init__(self, dim, *, sr_ratio: int, qkv_bias=True, **kwargs):
+    def __init__(self, dim, *, sr_ratio: int, qkv_bias=True, significance_needed: bool = True,
+                 **kwargs):
         super().__init__(dim, **kwargs)
         if self.num_heads % 2:
             raise ValueError(f'Hybrid-scale attention splits the heads in two halves: num_heads '
@@ -213,11 +223,14 @@ class HybridScaleAttention(LePEAttention):
         self.global_kv = nn.Linear(dim, dim, bias=qkv_bias)
         self.local_q = nn.Linear(dim, dim // 2, bias=qkv_bias)
         self.local_kv = nn.Linear(dim, dim, bias=qkv_bias)
-        self.significance = SignificanceMap(sr_ratio, WINDOW_SIZE)
+        self.significance = SignificanceMap(sr_ratio, WINDOW_SIZE, needed=significance_needed)
+        self.global_weights = AttentionWeights()
+        self.local_weights = AttentionWeights()
 
     def forward(self, x, hw_shape, significance=None):
         B, N, C = x.shape
         (H, W), heads, w = hw_shape, self.num_heads // 2, WINDOW_SIZE
+        probs = [] if self.significance.wanted() else None  # global, then local
         # global half: keys and values of the shrunk map
         global_q = self.global_q(x).reshape(B, N, heads, -1).transpose(1, 2)
         reduced = self.reduce(pad_to_multiple(tokens_to_image(x, hw_shape), self.sr_ratio))
@@ -225,7 +238,10 @@ class HybridScaleAttention(LePEAttention):
         reduced = self.reduce_act(self.reduce_norm(image_to_tokens(reduced)))
         global_k, global_v = self.global_kv(reduced).reshape(B, -1, 2, heads, C // 2 // heads) \
             .permute(2, 0, 3, 1, 4)
-        global_out = softmax_attention(global_q, global_k, global_v, dropout_p=self.dropout_p)
+        record = self.global_weights.recorder(lambda: map_probe_cells(
+            hw_shape, global_k.shape[-2], key_stride=self.sr_ratio, device=x.device), keep=probs)
+        global_out = softmax_attention(global_q, global_k, global_v, dropout_p=self.dropout_p,
+                                       record=record)
         # local half: windows of the map padded to window multiples, padded keys masked
         qkv = torch.cat([self.local_q(x), self.local_kv(x)], dim=-1).reshape(B, H, W, -1)
         qkv = pad_to_multiple(qkv, w, channels_last=True)
@@ -234,14 +250,18 @@ class HybridScaleAttention(LePEAttention):
         local_q, local_k, local_v = window_partition(qkv, w).reshape(
             B, num_windows, w * w, 3, heads, -1).permute(3, 0, 1, 4, 2, 5)  # (B, nW, heads, n, d)
         mask = shifted_window_mask(hw_shape, padded_hw, w, 0, x.device)
+        record = self.local_weights.recorder(
+            lambda: window_probe_cells(hw_shape, w, device=x.device), keep=probs)
         local_out = softmax_attention(local_q, local_k, local_v, dropout_p=self.dropout_p,
-                                      mask=None if mask is None else mask[:, None])
+                                      mask=None if mask is None else mask[:, None], record=record)
         local_out = window_reverse(local_out.transpose(2, 3).reshape(B * num_windows, w * w, -1),
                                    w, padded_hw)[:, :H, :W].reshape(B, N, -1)
         out = self.finish(torch.cat([global_out.transpose(1, 2).reshape(B, N, -1), local_out],
                                     dim=-1), x, hw_shape)
-        return out, self.significance(global_q, global_k, reduced_hw, local_q, local_k, mask,
-                                      hw_shape)
+        if probs is None:
+            return out, None
+        return out, self.significance(*probs, reduced_hw=reduced_hw, hw_shape=hw_shape,
+                                      padded=mask is not None)
 
 
 class SignificanceGuidedAttention(LePEAttention):
@@ -249,7 +269,10 @@ class SignificanceGuidedAttention(LePEAttention):
     block's significance (see the module docstring). The first half of the heads gets its keys
     and values from ``kv1`` on the tokens sorted in row-major scan order, the second half from
     ``kv2`` on the column-major scan sorted: the same sequence up to the order of tokens of equal
-    significance (near-uniform attention gives some), which is kept as the official's."""
+    significance (near-uniform attention gives some), which is kept as the official's.
+
+    Its probe ``attn_weights`` records keys as -1: each key merges a group of tokens that depends
+    on the image and on the half of the heads, so no key has a map cell."""
 
     def __init__(self, dim, *, sr_ratio: int, qkv_bias=True, **kwargs):
         super().__init__(dim, **kwargs)
@@ -262,6 +285,7 @@ class SignificanceGuidedAttention(LePEAttention):
         self.kv1 = nn.Linear(dim, dim, bias=qkv_bias)
         self.kv2 = nn.Linear(dim, dim, bias=qkv_bias)
         self.aggregators = nn.ModuleList(nn.Linear(size, 1) for size in self.group_sizes)
+        self.attn_weights = AttentionWeights()
 
     def merge(self, tokens):
         """Sorted tokens (B, N, C) -> merged tokens (B, M, C): each part of the sorted sequence
@@ -291,7 +315,9 @@ class SignificanceGuidedAttention(LePEAttention):
                                                  C // self.num_heads)
                         for i, kv in enumerate((self.kv1, self.kv2))], dim=3)
         k, v = kv.permute(2, 0, 3, 1, 4)
-        out = softmax_attention(q, k, v, dropout_p=self.dropout_p)
+        record = self.attn_weights.recorder(lambda: map_probe_cells(
+            hw_shape, k.shape[-2], keys=torch.full((k.shape[-2], ), -1, device=x.device)))
+        out = softmax_attention(q, k, v, dropout_p=self.dropout_p, record=record)
         return self.finish(out.transpose(1, 2).reshape(B, N, C), x, hw_shape), None
 
 
@@ -331,7 +357,8 @@ class SGFormer(DenseBackbone):
 
     In the stages with ``sr_ratio > 1`` blocks alternate: even blocks (0, 2, ...) hybrid-scale
     attention, odd blocks significance-guided attention on the map of the block before; an odd
-    depth ends with a hybrid-scale block whose map is unused. Stages with ``sr_ratio`` 1: global
+    depth ends with a hybrid-scale block whose map is unused (it takes SDPA's fused path and
+    computes the map only while a hook reads it). Stages with ``sr_ratio`` 1: global
     attention. Every stage ends with a LayerNorm, so its output is normed (the classifier averages
     the last one).
 
@@ -387,8 +414,10 @@ class SGFormer(DenseBackbone):
                           attn_drop=attn_drop_rate, proj_drop=drop_rate)
             if sr_ratios[i] == 1:
                 return GlobalAttention(dims[i], **kwargs)
-            kind = SignificanceGuidedAttention if j % 2 else HybridScaleAttention
-            return kind(dims[i], sr_ratio=sr_ratios[i], **kwargs)
+            if j % 2:
+                return SignificanceGuidedAttention(dims[i], sr_ratio=sr_ratios[i], **kwargs)
+            return HybridScaleAttention(dims[i], sr_ratio=sr_ratios[i], **kwargs,
+                                        significance_needed=j + 1 < settings['depths'][i])
 
         self.stages = nn.ModuleList(
             SGFormerStage([SGFormerBlock(dims[i], attn=attention(i, j),

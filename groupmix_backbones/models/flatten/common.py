@@ -8,7 +8,7 @@ from timm.layers import trunc_normal_
 
 from ..base import DenseBackbone
 from ..layers import (AttentionWeights, SavedGrids, build_norm, check_heads, image_to_tokens,
-                      tokens_to_image)
+                      map_probe_cells, tokens_to_image)
 
 
 class FocusedLinearAttention(SavedGrids, nn.Module):
@@ -80,9 +80,8 @@ class FocusedLinearAttention(SavedGrids, nn.Module):
         context = (k.transpose(-2, -1) * N ** -0.5) @ (v * N ** -0.5)
         normaliser = 1 / (q @ k.mean(dim=-2, keepdim=True).transpose(-2, -1) + 1e-6)
         if self.attn_weights.recording:  # the N x N weights, only when asked
-            cells = torch.arange(N, device=q.device)
-            self.attn_weights(q @ k.transpose(-2, -1) / N * normaliser, queries=cells, keys=cells,
-                              hw_shape=tuple(hw_shape))
+            self.attn_weights(q @ k.transpose(-2, -1) / N * normaliser,
+                              **map_probe_cells(hw_shape, N, device=q.device))
         # local + (q @ context) * normaliser in one pass, in the token layout (B, N, heads, d)
         return torch.addcmul(local.reshape(B, N, heads, -1), (q @ context).transpose(1, 2),
                              normaliser.transpose(1, 2)).reshape(B, N, C)

@@ -1,5 +1,4 @@
 """FLatten-CSWin: the CSWin host of focused linear attention."""
-from functools import partial
 
 import torch
 import torch.nn as nn
@@ -8,7 +7,7 @@ from ...registry import register_backbone
 from ..base import TokenStage
 from ..layers import (AttentionWeights, ConvPatchEmbed, Mlp, build_norm, check_heads, drop_path,
                       exporting, image_to_tokens, key_mask, map_windows, real_map,
-                      softmax_attention, window_cells, window_partition, window_reverse)
+                      softmax_attention, window_partition, window_probe_cells, window_reverse)
 from .common import FLattenBackbone, FocusedLinearAttention
 
 
@@ -64,10 +63,8 @@ class CSWinStripeAttention(nn.Module):
             valid = window_partition(real_map((H, W), padded_hw, q.device)[None, :, :, None],
                                      window)[..., 0]  # (nW, n)
             mask = key_mask(valid, q.dtype)[:, None, None, :]
-        record = None
-        if self.attn_weights.recording:
-            cells = window_cells(hw_shape, window, multiple=multiple, device=q.device)  # (nW, n)
-            record = partial(self.attn_weights, queries=cells, keys=cells, hw_shape=(H, W))
+        record = self.attn_weights.recorder(lambda: window_probe_cells(
+            hw_shape, window, multiple=multiple, device=q.device))
         out = softmax_attention(q, k, v, mask=mask, record=record,
                                 dropout_p=self.attn_drop if self.training else 0.) + lepe
         out = window_reverse(out.transpose(2, 3).reshape(B * num_windows, n, C), window, padded_hw)

@@ -1,8 +1,9 @@
 """Layers that more than one family uses. Family files import from here, never from each other."""
 from .attention import (MASK_VALUE, AttentionWeights, ShiftedWindowAttention,
-                        SpatialReductionAttention, check_heads, key_mask, real_map,
-                        recording_attention, relative_position_index, shifted_window_mask,
-                        size_cache, softmax_attention, window_shift)
+                        SpatialReductionAttention, check_heads, key_mask, map_probe_cells,
+                        real_map, recording_attention, relative_position_index,
+                        shifted_window_mask, size_cache, softmax_attention, window_probe_cells,
+                        window_shift)
 from .block import PreNormBlock
 from .deformable import DCNv3, deformable_sample, kernel_grid
 from .drop import drop_path, drop_path_schedule
@@ -17,7 +18,8 @@ from .shape import (SavedGrids, adapt_saved_grids, exporting, image_to_tokens, m
                     tokens_to_image, window_cells, window_partition, window_reverse)
 
 __all__ = [
-    'MASK_VALUE', 'AttentionWeights', 'recording_attention', 'PreNormBlock',
+    'MASK_VALUE', 'AttentionWeights', 'recording_attention', 'map_probe_cells',
+    'window_probe_cells', 'PreNormBlock',
     'ShiftedWindowAttention', 'SpatialReductionAttention', 'check_heads', 'key_mask', 'real_map',
     'relative_position_index', 'shifted_window_mask', 'softmax_attention',
     'size_cache', 'window_shift', 'exporting', 'roll_map', 'DCNv3', 'deformable_sample', 'kernel_grid', 'drop_path', 'drop_path_schedule',

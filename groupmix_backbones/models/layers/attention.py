@@ -1,6 +1,5 @@
 """Softmax attention layers shared by the families, all through ``scaled_dot_product_attention``."""
 import functools
-from functools import partial
 
 import torch
 import torch.nn as nn
@@ -34,6 +33,39 @@ class AttentionWeights(nn.Module):
     def forward(self, weights, *, queries, keys, hw_shape, key_stride: int = 1):
         return weights
 
+    def recorder(self, cells, keep: list = None):
+        """The ``record`` of :func:`softmax_attention` for the attention holding this probe:
+        while recording, calls the probe with the weights and the keywords ``cells()`` returns
+        (computed only then); with a list ``keep``, also appends the weights, detached, to it
+        (an attention that uses its weights beyond the output). None when neither: SDPA's fused
+        path."""
+        recording = self.recording
+        if not recording and keep is None:
+            return None
+
+        def record(weights):
+            if keep is not None:
+                keep.append(weights.detach())
+            if recording:
+                self(weights, **cells())
+        return record
+
+
+def map_probe_cells(hw_shape, num_keys: int, *, key_stride: int = 1, keys=None, device=None):
+    """The cell keywords of :class:`AttentionWeights` for an attention of every token of a
+    ``hw_shape`` map to ``num_keys`` keys: those of the map reduced ``key_stride`` times, or the
+    cells ``keys`` when given (-1: keys with no cell)."""
+    queries = torch.arange(hw_shape[0] * hw_shape[1], device=device)
+    keys = torch.arange(num_keys, device=device) if keys is None else keys
+    return dict(queries=queries, keys=keys, hw_shape=tuple(hw_shape), key_stride=key_stride)
+
+
+def window_probe_cells(hw_shape, window_hw, shift=0, *, multiple=None, device=None):
+    """The cell keywords of :class:`AttentionWeights` for attention inside the windows of
+    :func:`~.shape.map_windows` (queries and keys: the window's cells)."""
+    cells = window_cells(hw_shape, window_hw, shift, multiple=multiple, device=device)
+    return dict(queries=cells, keys=cells, hw_shape=tuple(hw_shape))
+
 
 class recording_attention:
     """``with recording_attention(model):`` every :class:`AttentionWeights` below ``model``
@@ -64,7 +96,7 @@ def softmax_attention(q, k, v, *, mask=None, dropout_p: float = 0., record=None)
         logits = q @ k.transpose(-2, -1) * q.shape[-1] ** -0.5
         weights = (logits if mask is None else logits + mask.to(q.dtype)).softmax(dim=-1)
         record(weights)
-        return F.dropout(weights, dropout_p) @ v
+        return (F.dropout(weights, dropout_p) if dropout_p else weights) @ v
     *lead, heads, num_q, _ = q.shape
     num_k = k.shape[-2]
     q, k, v = (t.reshape(-1, heads, t.shape[-2], t.shape[-1]) for t in (q, k, v))
@@ -192,10 +224,8 @@ class ShiftedWindowAttention(SavedGrids, nn.Module):
         mask = shifted_window_mask((H, W), padded_hw, w, shift, x.device)
         if mask is not None:
             bias = bias + mask[:, None]  # (nW, heads, n, n)
-        record = None
-        if self.attn_weights.recording:
-            cells = window_cells(hw_shape, w, shift, device=x.device)  # (nW, n)
-            record = partial(self.attn_weights, queries=cells, keys=cells, hw_shape=(H, W))
+        record = self.attn_weights.recorder(lambda: window_probe_cells(
+            hw_shape, w, shift, device=x.device))
         out = softmax_attention(q, k, v, mask=bias, record=record,
                                 dropout_p=self.attn_drop if self.training else 0.)
         out = window_reverse(out.transpose(2, 3).reshape(B * num_windows, n, C), w, padded_hw)
@@ -231,11 +261,8 @@ class SpatialReductionAttention(nn.Module):
                 tokens_to_image(x, hw_shape), self.sr_ratio))))
         k, v = self.kv(x).reshape(B, -1, 2, self.num_heads, C // self.num_heads).permute(
             2, 0, 3, 1, 4)
-        record = None
-        if self.attn_weights.recording:
-            record = partial(self.attn_weights, queries=torch.arange(N, device=x.device),
-                             keys=torch.arange(k.shape[-2], device=x.device),
-                             hw_shape=tuple(hw_shape), key_stride=self.sr_ratio)
+        record = self.attn_weights.recorder(lambda: map_probe_cells(
+            hw_shape, k.shape[-2], key_stride=self.sr_ratio, device=x.device))
         out = softmax_attention(q, k, v, record=record,
                                 dropout_p=self.attn_drop if self.training else 0.)
         return self.proj_drop(self.proj(out.transpose(1, 2).reshape(B, N, C)))

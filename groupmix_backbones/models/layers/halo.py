@@ -5,8 +5,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .attention import check_heads, key_mask, size_cache, softmax_attention
-from .shape import SavedGrids, exporting, pad_to_multiple
+from .attention import AttentionWeights, check_heads, key_mask, size_cache, softmax_attention
+from .shape import SavedGrids, exporting, pad_to_multiple, window_cells
 
 
 def make_divisible(value: float, divisor: int = 8, round_limit: float = .9) -> int:
@@ -52,6 +52,19 @@ def halo_key_mask(hw_shape, block_size: int, halo_size: int, device: torch.devic
     return tuple(masks)
 
 
+def halo_probe_cells(hw_shape, block_size: int, halo_size: int, device=None) -> dict:
+    """The cell keywords of :class:`AttentionWeights` for :class:`HaloAttention`: the queries of
+    each block (blocks, block*block) and the keys of its halo window (blocks, win*win), -1
+    outside the real ``hw_shape`` map."""
+    (H, W), win = hw_shape, block_size + 2 * halo_size
+    cells = torch.arange(1, H * W + 1, device=device).reshape(1, H, W, 1)  # outside: 0
+    cells = F.pad(pad_to_multiple(cells, block_size, channels_last=True),
+                  (0, 0) + (halo_size, ) * 4)
+    keys = halo_windows(cells, block_size, win).reshape(-1, win * win) - 1
+    return dict(queries=window_cells(hw_shape, block_size, device=device), keys=keys,
+                hw_shape=(H, W))
+
+
 class HaloAttention(SavedGrids, nn.Module):
     """HaloNet attention: each ``block_size`` block of queries attends to the ``block_size + 2 *
     halo_size`` window around it, with relative logits ``q . height_rel[dy] + q . width_rel[dx]``
@@ -61,7 +74,8 @@ class HaloAttention(SavedGrids, nn.Module):
     every key outside the real map is masked, so maps with sides multiple of the block compute the
     official layer exactly, and other maps attend to their real pixels only. ``kv`` is a Linear
     whose output channels are laid out (heads, k + v), as the official 1x1 conv's. Relative tables
-    saved for another window are resized on load (:class:`SavedGrids`).
+    saved for another window are resized on load (:class:`SavedGrids`). Probe ``attn_weights``:
+    (B, blocks, heads, block*block, win*win) while recording (:func:`halo_probe_cells`).
     """
 
     def __init__(self, dim: int, *, num_heads: int, block_size: int = 7, halo_size: int = 3,
@@ -82,6 +96,7 @@ class HaloAttention(SavedGrids, nn.Module):
         self.width_rel = nn.Parameter(torch.randn(table_shape) * scale)
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
+        self.attn_weights = AttentionWeights()
 
     def saved_grids(self):
         for name in ('height_rel', 'width_rel'):
@@ -130,7 +145,8 @@ class HaloAttention(SavedGrids, nn.Module):
         kv = kv.permute(0, 1, 2, 4, 5, 3).reshape(B, nh * nw, win * win, heads, dqk + dv)
         k, v = kv.transpose(2, 3).split([dqk, dv], dim=-1)
         bias = self.relative_logits(q, halo_key_mask((H, W), b, halo, x.device, q.dtype))
-        out = softmax_attention(q.flatten(1, 2), k, v, mask=bias.flatten(1, 2),
+        record = self.attn_weights.recorder(lambda: halo_probe_cells((H, W), b, halo, x.device))
+        out = softmax_attention(q.flatten(1, 2), k, v, mask=bias.flatten(1, 2), record=record,
                                 dropout_p=self.attn_drop if self.training else 0.)
         out = out.reshape(B, nh, nw, heads, b, b, dv).permute(0, 1, 4, 2, 5, 3, 6)
         out = out.reshape(B, Hp, Wp, heads * dv)[:, :H, :W]
