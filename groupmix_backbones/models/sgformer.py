@@ -166,20 +166,12 @@ class SignificanceMap(nn.Module):
     hybrid-scale block (before dropout, detached: no gradient flows through it, as the
     official): the attention each token receives, averaged over heads and queries, in the global
     branch (spread over its ``sr x sr`` cells) plus in its window. Its output is what a forward
-    hook on ``attn.significance`` of a hybrid-scale block reads.
+    hook on ``attn.significance`` of a hybrid-scale block reads."""
 
-    ``needed`` is False for a hybrid-scale block that ends its stage (no block sorts by its map);
-    such a block then computes the map only while a forward hook reads it (:meth:`wanted`)."""
-
-    def __init__(self, sr_ratio: int, window_size: int, *, needed: bool = True):
+    def __init__(self, sr_ratio: int, window_size: int):
         super().__init__()
         self.sr_ratio = sr_ratio
         self.window_size = window_size
-        self.needed = needed
-
-    def wanted(self) -> bool:
-        """Whether the block should compute its probabilities explicitly for this map."""
-        return self.needed or bool(self._forward_hooks)
 
     @torch.no_grad()
     def forward(self, global_probs, local_probs, *, reduced_hw, hw_shape, padded: bool):
@@ -204,13 +196,11 @@ class SignificanceMap(nn.Module):
 class HybridScaleAttention(LePEAttention):
     """Half of the heads attend to the map shrunk ``sr_ratio`` times (strided conv, LayerNorm,
     GELU), the other half inside 7x7 windows of the full map; returns the output and the
-    significance map (:class:`SignificanceMap`, submodule ``significance``), or None when no one
-    wants it. When the map is wanted, each half computes its probabilities once, explicitly, for
-    its output and the map; otherwise both take SDPA's fused path. Probes: ``global_weights``
-    (keys on the shrunk map), ``local_weights`` (the windows)."""
+    significance map (:class:`SignificanceMap`, submodule ``significance``). Each half computes
+    its probabilities once, explicitly, for its output and the map, as the official. Probes:
+    ``global_weights`` (keys on the shrunk map), ``local_weights`` (the windows)."""
 
-    def __init__(self, dim, *, sr_ratio: int, qkv_bias=True, significance_needed: bool = True,
-                 **kwargs):
+    def __init__(self, dim, *, sr_ratio: int, qkv_bias=True, **kwargs):
         super().__init__(dim, **kwargs)
         if self.num_heads % 2:
             raise ValueError(f'Hybrid-scale attention splits the heads in two halves: num_heads '
@@ -223,14 +213,14 @@ class HybridScaleAttention(LePEAttention):
         self.global_kv = nn.Linear(dim, dim, bias=qkv_bias)
         self.local_q = nn.Linear(dim, dim // 2, bias=qkv_bias)
         self.local_kv = nn.Linear(dim, dim, bias=qkv_bias)
-        self.significance = SignificanceMap(sr_ratio, WINDOW_SIZE, needed=significance_needed)
+        self.significance = SignificanceMap(sr_ratio, WINDOW_SIZE)
         self.global_weights = AttentionWeights()
         self.local_weights = AttentionWeights()
 
     def forward(self, x, hw_shape, significance=None):
         B, N, C = x.shape
         (H, W), heads, w = hw_shape, self.num_heads // 2, WINDOW_SIZE
-        probs = [] if self.significance.wanted() else None  # global, then local
+        probs = []  # global, then local
         # global half: keys and values of the shrunk map
         global_q = self.global_q(x).reshape(B, N, heads, -1).transpose(1, 2)
         reduced = self.reduce(pad_to_multiple(tokens_to_image(x, hw_shape), self.sr_ratio))
@@ -258,8 +248,6 @@ class HybridScaleAttention(LePEAttention):
                                    w, padded_hw)[:, :H, :W].reshape(B, N, -1)
         out = self.finish(torch.cat([global_out.transpose(1, 2).reshape(B, N, -1), local_out],
                                     dim=-1), x, hw_shape)
-        if probs is None:
-            return out, None
         return out, self.significance(*probs, reduced_hw=reduced_hw, hw_shape=hw_shape,
                                       padded=mask is not None)
 
@@ -416,8 +404,7 @@ class SGFormer(DenseBackbone):
                 return GlobalAttention(dims[i], **kwargs)
             if j % 2:
                 return SignificanceGuidedAttention(dims[i], sr_ratio=sr_ratios[i], **kwargs)
-            return HybridScaleAttention(dims[i], sr_ratio=sr_ratios[i], **kwargs,
-                                        significance_needed=j + 1 < settings['depths'][i])
+            return HybridScaleAttention(dims[i], sr_ratio=sr_ratios[i], **kwargs)
 
         self.stages = nn.ModuleList(
             SGFormerStage([SGFormerBlock(dims[i], attn=attention(i, j),
