@@ -149,3 +149,45 @@ def test_resized_grids_train_and_mix_with_inference_mode():
     with torch.inference_mode():  # a module built in inference mode: resized every call
         built = GridPositionEmbedding(8, grid=(4, 4))
         assert built(tokens, (5, 7)).shape == tokens.shape
+
+
+class CountOps(TorchFunctionMode):
+    """The torch functions called inside it, by name."""
+
+    def __init__(self):
+        super().__init__()
+        self.names = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        self.names.append(getattr(func, '__name__', str(func)))
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize('shape', [(2, 300, 48), (4, 7, 9, 48), (3, 48)])
+def test_linear_rows_as_a_convolution_compute_nn_linear(shape):
+    """layers.Linear: the parameters, names and init of nn.Linear; many rows on CPU go through a
+    1x1 convolution, few rows and tracing through F.linear; outputs and gradients agree."""
+    from mmengine.model import initialize
+
+    from groupmix_backbones.models.layers import Linear
+    torch.manual_seed(0)
+    ours, reference = Linear(48, 80), torch.nn.Linear(48, 80)
+    reference.load_state_dict(ours.state_dict())
+    assert list(ours.state_dict()) == ['weight', 'bias'] and type(ours).__name__ == 'Linear'
+    x = torch.randn(shape, requires_grad=True)
+    with CountOps() as ops:
+        out = ours(x)
+    many_rows = x.numel() // 48 >= 128
+    assert ('conv2d' in ops.names) == many_rows and ('linear' in ops.names) != many_rows
+    torch.testing.assert_close(out, reference(x), rtol=1e-5, atol=1e-5)
+    grads = torch.autograd.grad(out.square().sum(), [x, ours.weight, ours.bias])
+    expected = torch.autograd.grad(reference(x).square().sum(),
+                                   [x, reference.weight, reference.bias])
+    for grad, want in zip(grads, expected):
+        torch.testing.assert_close(grad, want, rtol=1e-4, atol=1e-4)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        torch.testing.assert_close(ours(x).float(), out, rtol=0.05, atol=0.05)
+    traced = torch.jit.trace(ours, x.detach())
+    assert 'aten::linear' in str(traced.graph) and 'conv' not in str(traced.graph)
+    initialize(ours, dict(type='Constant', layer='Linear', val=0.5, bias=0.))
+    assert (ours.weight == 0.5).all()  # mmengine's init finds it by its class name

@@ -18,7 +18,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..registry import register_backbone
 from .base import DenseBackbone, Stage
-from .layers import (AttentionWeights, Fusable, Mlp, build_norm, drop_path, fold_bn,
+from .layers import (AttentionWeights, Fusable, Linear, Mlp, build_norm, drop_path, fold_bn,
                      image_to_tokens, map_probe_cells, tokens_to_image)
 
 
@@ -145,14 +145,14 @@ class GroupMixAttention(nn.Module):
         self.num_heads = num_heads
         self.group_channels = dim // 5
         self.scale = (dim // num_heads) ** -0.5  # as in the official implementation
-        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
+        self.qkv = Linear(dim, 3 * dim, bias=qkv_bias)
         self.group_aggs = nn.ModuleList(
             GroupAggregator(self.group_channels, kernel_size=k, norm_cfg=norm_cfg)
             for k in (1, 3, 5, 7))
         self.local_agg = LocalAggregator(self.group_channels)
         self.crpe = ConvRelPosEnc(4 * self.group_channels // num_heads,
                                   head_splits=crpe_head_splits(num_heads))
-        self.proj = nn.Linear(dim, dim)
+        self.proj = Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
         self.attn_weights = AttentionWeights()
 

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 
 from ..registry import register_backbone
 from .base import DenseBackbone, TokenStage
-from .layers import (AttentionWeights, GridPositionEmbedding, Mlp, build_norm, check_heads,
+from .layers import (AttentionWeights, GridPositionEmbedding, Linear, Mlp, build_norm, check_heads,
                      drop_path, fan_out_normal_, image_to_tokens, map_probe_cells,
                      pad_to_multiple, real_map, shifted_window_mask, softmax_attention,
                      tokens_to_image, window_partition, window_probe_cells, window_reverse)
@@ -129,9 +129,9 @@ class LePEAttention(nn.Module):
         check_heads(dim, num_heads)
         self.num_heads = num_heads
         self.attn_drop = attn_drop
-        self.lepe_linear = nn.Linear(dim, dim)
+        self.lepe_linear = Linear(dim, dim)
         self.lepe_conv = nn.Conv2d(dim, dim, 3, padding=1, groups=dim)
-        self.proj = nn.Linear(dim, dim)
+        self.proj = Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
 
     @property
@@ -148,8 +148,8 @@ class GlobalAttention(LePEAttention):
 
     def __init__(self, dim, *, qkv_bias=True, **kwargs):
         super().__init__(dim, **kwargs)
-        self.q = nn.Linear(dim, dim, bias=qkv_bias)
-        self.kv = nn.Linear(dim, 2 * dim, bias=qkv_bias)
+        self.q = Linear(dim, dim, bias=qkv_bias)
+        self.kv = Linear(dim, 2 * dim, bias=qkv_bias)
         self.attn_weights = AttentionWeights()
 
     def forward(self, x, hw_shape, significance=None):
@@ -206,13 +206,13 @@ class HybridScaleAttention(LePEAttention):
             raise ValueError(f'Hybrid-scale attention splits the heads in two halves: num_heads '
                              f'must be even in stages with sr_ratio > 1, got {self.num_heads}.')
         self.sr_ratio = sr_ratio
-        self.global_q = nn.Linear(dim, dim // 2, bias=qkv_bias)
+        self.global_q = Linear(dim, dim // 2, bias=qkv_bias)
         self.reduce = nn.Conv2d(dim, dim, sr_ratio, stride=sr_ratio)
         self.reduce_norm = nn.LayerNorm(dim)
         self.reduce_act = nn.GELU()
-        self.global_kv = nn.Linear(dim, dim, bias=qkv_bias)
-        self.local_q = nn.Linear(dim, dim // 2, bias=qkv_bias)
-        self.local_kv = nn.Linear(dim, dim, bias=qkv_bias)
+        self.global_kv = Linear(dim, dim, bias=qkv_bias)
+        self.local_q = Linear(dim, dim // 2, bias=qkv_bias)
+        self.local_kv = Linear(dim, dim, bias=qkv_bias)
         self.significance = SignificanceMap(sr_ratio, WINDOW_SIZE)
         self.global_weights = AttentionWeights()
         self.local_weights = AttentionWeights()
@@ -269,9 +269,9 @@ class SignificanceGuidedAttention(LePEAttention):
                              f'num_heads must be even in stages with sr_ratio > 1, got '
                              f'{self.num_heads}.')
         self.fractions, self.group_sizes = TOKEN_GROUPS[sr_ratio]
-        self.q = nn.Linear(dim, dim, bias=qkv_bias)
-        self.kv1 = nn.Linear(dim, dim, bias=qkv_bias)
-        self.kv2 = nn.Linear(dim, dim, bias=qkv_bias)
+        self.q = Linear(dim, dim, bias=qkv_bias)
+        self.kv1 = Linear(dim, dim, bias=qkv_bias)
+        self.kv2 = Linear(dim, dim, bias=qkv_bias)
         self.aggregators = nn.ModuleList(nn.Linear(size, 1) for size in self.group_sizes)
         self.attn_weights = AttentionWeights()
 

@@ -27,7 +27,7 @@ from timm.layers import trunc_normal_
 from ..registry import register_backbone
 from .base import DenseBackbone, TokenStage
 from .layers import (DCNv3, ConvPatchEmbed, GridPositionEmbedding, HaloAttention, PreNormBlock,
-                     ShiftedWindowAttention, SpatialReductionAttention, build_norm,
+                     Linear, ShiftedWindowAttention, SpatialReductionAttention, build_norm,
                      image_to_tokens, tokens_to_image)
 
 STEM_NORM = dict(type='LN', eps=1e-6)  # the official LayerNorm2d of stem, downsampling, stage ends
@@ -56,9 +56,9 @@ class DepthwiseConvMixer(nn.Module):
 
     def __init__(self, dim: int, *, kernel_size: int = 7):
         super().__init__()
-        self.in_proj = nn.Linear(dim, dim)
+        self.in_proj = Linear(dim, dim)
         self.dwconv = nn.Conv2d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
-        self.out_proj = nn.Linear(dim, dim)
+        self.out_proj = Linear(dim, dim)
 
     def forward(self, x, hw_shape):
         return self.out_proj(image_to_tokens(self.dwconv(tokens_to_image(self.in_proj(x),

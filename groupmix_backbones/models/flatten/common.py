@@ -7,8 +7,8 @@ import torch.nn.functional as F
 from timm.layers import trunc_normal_
 
 from ..base import DenseBackbone
-from ..layers import (AttentionWeights, SavedGrids, build_norm, check_heads, image_to_tokens,
-                      map_probe_cells, tokens_to_image)
+from ..layers import (AttentionWeights, Linear, SavedGrids, build_norm, check_heads,
+                      image_to_tokens, map_probe_cells, tokens_to_image)
 
 
 class FocusedLinearAttention(SavedGrids, nn.Module):
@@ -94,12 +94,12 @@ class ProjectedLinearAttention(FocusedLinearAttention):
     def __init__(self, dim, *, fused_qkv: bool, qkv_bias=True, proj_drop=0., **kwargs):
         super().__init__(dim, **kwargs)
         if fused_qkv:
-            self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
+            self.qkv = Linear(dim, 3 * dim, bias=qkv_bias)
         else:
-            self.q = nn.Linear(dim, dim, bias=qkv_bias)
-            self.kv = nn.Linear(dim, 2 * dim, bias=qkv_bias)
+            self.q = Linear(dim, dim, bias=qkv_bias)
+            self.kv = Linear(dim, 2 * dim, bias=qkv_bias)
         self.fused_qkv = fused_qkv
-        self.proj = nn.Linear(dim, dim)
+        self.proj = Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
 
     def forward(self, x, hw_shape):

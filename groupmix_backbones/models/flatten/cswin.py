@@ -5,8 +5,8 @@ import torch.nn as nn
 
 from ...registry import register_backbone
 from ..base import TokenStage
-from ..layers import (AttentionWeights, ConvPatchEmbed, Mlp, build_norm, check_heads, drop_path,
-                      exporting, image_to_tokens, key_mask, map_windows, real_map,
+from ..layers import (AttentionWeights, ConvPatchEmbed, Linear, Mlp, build_norm, check_heads,
+                      drop_path, exporting, image_to_tokens, key_mask, map_windows, real_map,
                       softmax_attention, window_partition, window_probe_cells, window_reverse)
 from .common import FLattenBackbone, FocusedLinearAttention
 
@@ -80,7 +80,7 @@ class CSWinBlock(nn.Module):
                  attn_drop_rate, norm_cfg):
         super().__init__()
         self.norm1 = build_norm(norm_cfg, dim)
-        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
+        self.qkv = Linear(dim, 3 * dim, bias=qkv_bias)
         if attn_type == 'L':
             if not whole_map:
                 raise ValueError('FLattenCSWin supports focused linear attention on whole-map blocks '
@@ -97,7 +97,7 @@ class CSWinBlock(nn.Module):
                 CSWinStripeAttention(dim // 2, num_heads=num_heads // 2, split_size=split_size,
                                      direction=direction, attn_drop=attn_drop_rate)
                 for direction in (0, 1))
-        self.proj = nn.Linear(dim, dim)
+        self.proj = Linear(dim, dim)
         self.drop_path = drop_path(drop_path_rate)
         self.norm2 = build_norm(norm_cfg, dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=drop_rate)

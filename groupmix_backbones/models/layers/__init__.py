@@ -11,6 +11,7 @@ from .embed import ConvPatchEmbed, GridPositionEmbedding, PatchMerging
 from .fuse import Fusable, fold_bn, fuse_modules
 from .init import fan_out_normal_
 from .halo import HaloAttention, halo_key_mask, halo_relative_index, make_divisible
+from .linear import Linear
 from .mlp import Mlp
 from .norm import build_norm
 from .shape import (SavedGrids, adapt_saved_grids, exporting, image_to_tokens, map_windows,
@@ -25,7 +26,7 @@ __all__ = [
     'size_cache', 'window_shift', 'exporting', 'roll_map', 'DCNv3', 'deformable_sample', 'kernel_grid', 'drop_path', 'drop_path_schedule',
     'ConvPatchEmbed', 'GridPositionEmbedding', 'PatchMerging', 'Fusable', 'fold_bn',
     'fuse_modules', 'fan_out_normal_', 'HaloAttention',
-    'halo_key_mask', 'halo_relative_index', 'make_divisible', 'Mlp',
+    'halo_key_mask', 'halo_relative_index', 'make_divisible', 'Linear', 'Mlp',
     'build_norm', 'SavedGrids',
     'adapt_saved_grids', 'image_to_tokens', 'pad_for_strided_conv', 'pad_to_multiple',
     'resize_pos_embed', 'to_2tuple', 'tokens_to_image', 'map_windows', 'window_cells',

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from .norm import build_norm
 from .shape import (SavedGrids, exporting, image_to_tokens, map_windows, pad_to_multiple,
                     roll_map, tokens_to_image, window_cells, window_partition, window_reverse)
+from .linear import Linear
 
 MASK_VALUE = -1e4  # additive mask of keys a query must not see (finite: no NaN rows, fits fp16)
 
@@ -202,8 +203,8 @@ class ShiftedWindowAttention(SavedGrids, nn.Module):
         self.shifted = shifted
         self.attn_drop = attn_drop
         self.rel_pos_table = nn.Parameter(torch.zeros((2 * window_size - 1) ** 2, num_heads))
-        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
-        self.proj = nn.Linear(dim, dim)
+        self.qkv = Linear(dim, 3 * dim, bias=qkv_bias)
+        self.proj = Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
         self.attn_weights = AttentionWeights()
 
@@ -244,9 +245,9 @@ class SpatialReductionAttention(nn.Module):
         self.num_heads = num_heads
         self.sr_ratio = sr_ratio
         self.attn_drop = attn_drop
-        self.q = nn.Linear(dim, dim, bias=qkv_bias)
-        self.kv = nn.Linear(dim, 2 * dim, bias=qkv_bias)
-        self.proj = nn.Linear(dim, dim)
+        self.q = Linear(dim, dim, bias=qkv_bias)
+        self.kv = Linear(dim, 2 * dim, bias=qkv_bias)
+        self.proj = Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
         if sr_ratio > 1:
             self.sr = nn.Conv2d(dim, dim, sr_ratio, stride=sr_ratio)

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from .attention import check_heads
 from .shape import image_to_tokens, tokens_to_image
+from .linear import Linear
 
 BACKENDS = ('auto', 'pytorch', 'mmcv')
 
@@ -137,10 +138,10 @@ class DCNv3(nn.Module):
                              persistent=False)
         self.dw_conv = nn.Conv2d(dim, dim, kernel_size, padding=(kernel_size - 1) // 2, groups=dim)
         self.dw_norm = nn.LayerNorm(dim, eps=1e-5)
-        self.sampling_offsets = nn.Linear(dim, num_heads * points * 2)
-        self.attention_weights = nn.Linear(dim, num_heads * points)
-        self.value_proj = nn.Linear(dim, dim)
-        self.output_proj = nn.Linear(dim, dim)
+        self.sampling_offsets = Linear(dim, num_heads * points * 2)
+        self.attention_weights = Linear(dim, num_heads * points)
+        self.value_proj = Linear(dim, dim)
+        self.output_proj = Linear(dim, dim)
         self.init_weights()
 
     @torch.no_grad()

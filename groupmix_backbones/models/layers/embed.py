@@ -5,6 +5,7 @@ import torch.nn as nn
 from .norm import build_norm
 from .shape import (SavedGrids, image_to_tokens, pad_for_strided_conv, pad_to_multiple,
                     tokens_to_image)
+from .linear import Linear
 
 
 class ConvPatchEmbed(SavedGrids, nn.Module):
@@ -73,7 +74,7 @@ class PatchMerging(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, *, norm_cfg=dict(type='LN')):
         super().__init__()
         self.norm = build_norm(norm_cfg, 4 * in_channels)
-        self.reduction = nn.Linear(4 * in_channels, out_channels, bias=False)
+        self.reduction = Linear(4 * in_channels, out_channels, bias=False)
 
     def forward(self, x, hw_shape):
         x = pad_to_multiple(x.reshape(x.shape[0], *hw_shape, -1), 2, channels_last=True)

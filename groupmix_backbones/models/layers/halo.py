@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from .attention import AttentionWeights, check_heads, key_mask, size_cache, softmax_attention
 from .shape import SavedGrids, exporting, pad_to_multiple, window_cells
+from .linear import Linear
 
 
 def make_divisible(value: float, divisor: int = 8, round_limit: float = .9) -> int:
@@ -89,12 +90,12 @@ class HaloAttention(SavedGrids, nn.Module):
         self.dim_head_qk = make_divisible(dim) // num_heads
         self.dim_head_v = dim // num_heads
         self.attn_drop = attn_drop
-        self.q = nn.Linear(dim, num_heads * self.dim_head_qk, bias=qkv_bias)
-        self.kv = nn.Linear(dim, num_heads * (self.dim_head_qk + self.dim_head_v), bias=qkv_bias)
+        self.q = Linear(dim, num_heads * self.dim_head_qk, bias=qkv_bias)
+        self.kv = Linear(dim, num_heads * (self.dim_head_qk + self.dim_head_v), bias=qkv_bias)
         table_shape, scale = (2 * self.win_size - 1, self.dim_head_qk), self.dim_head_qk ** -0.5
         self.height_rel = nn.Parameter(torch.randn(table_shape) * scale)
         self.width_rel = nn.Parameter(torch.randn(table_shape) * scale)
-        self.proj = nn.Linear(dim, dim)
+        self.proj = Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
         self.attn_weights = AttentionWeights()
 

@@ -2,6 +2,7 @@
 import torch.nn as nn
 
 from .shape import image_to_tokens, tokens_to_image
+from .linear import Linear
 
 
 class Mlp(nn.Module):
@@ -11,11 +12,11 @@ class Mlp(nn.Module):
     def __init__(self, dim: int, hidden_dim: int, *, drop: float = 0., dwconv: bool = False,
                  act_layer=nn.GELU):
         super().__init__()
-        self.fc1 = nn.Linear(dim, hidden_dim)
+        self.fc1 = Linear(dim, hidden_dim)
         self.dwconv = nn.Conv2d(hidden_dim, hidden_dim, 3, padding=1,
                                 groups=hidden_dim) if dwconv else None
         self.act = act_layer()
-        self.fc2 = nn.Linear(hidden_dim, dim)
+        self.fc2 = Linear(hidden_dim, dim)
         self.drop = nn.Dropout(drop)
 
     def forward(self, x, hw_shape=None):
