@@ -88,3 +88,14 @@ def test_onnxruntime_column(tmp_path, in_repo):
     with pytest.raises(SystemExit):  # ONNX Runtime's CPU provider only
         load_tool('tools/analysis_tools/benchmark.py').main(
             [CONFIG, '--onnxruntime', '--device', 'cuda', *FAST])
+
+
+def test_markdown_replaces_the_table_between_the_markers(tmp_path):
+    tool = load_tool('tools/analysis_tools/benchmark.py')
+    doc = tmp_path / 'benchmarks.md'
+    doc.write_text(f'# Speed\n\nbefore\n{tool.BEGIN}\nold table\n{tool.END}\nafter\n')
+    tool.write_markdown(str(doc), 'new table')
+    tool.write_markdown(str(doc), 'newer table')
+    assert doc.read_text() == f'# Speed\n\nbefore\n{tool.BEGIN}\nnewer table\n{tool.END}\nafter\n'
+    tool.write_markdown(str(tmp_path / 'plain.md'), 'a table')  # no markers: the whole file
+    assert (tmp_path / 'plain.md').read_text() == 'a table\n'

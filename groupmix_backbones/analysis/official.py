@@ -1,5 +1,5 @@
-"""Our classifiers against the official implementations, from a clone the user points at (never
-vendored): the official model is built with random weights, converted by our converter, loaded
+"""Our classifiers against the official implementations (GroupMixFormer, FLatten, SG-Former,
+STM-Evaluation's unified models), from a clone the user points at (never vendored): the official model is built with random weights, converted by our converter, loaded
 strictly into the classifier of our config, and both are run on the same input."""
 import contextlib
 import importlib.util
@@ -69,8 +69,9 @@ class _DeformAttnOnCPU:
 
 
 def _stm(mixer: str, factory: str):
-    """STM-Evaluation's ``unified_{mixer}_{arch}`` classifier (in ``model_factory/{factory}.py``): timm 1.x's window
-    partition takes (height, width) where timm 0.6.7's took one int, and DCNv3 runs on CPU."""
+    """STM-Evaluation's ``unified_{mixer}_{arch}`` classifier (``model_factory/{factory}.py``):
+    timm 1.x's window partition takes (height, width) where timm 0.6.7's took one int (its
+    ``WindowAttention`` keeps 0.6.7's explicit softmax by default), and DCNv3 runs on CPU."""
     def build(module, arch, settings, size):
         from timm.models import swin_transformer as timm_swin
         from timm.layers import to_2tuple

@@ -16,7 +16,7 @@ inputs through its plain tensor forward (``model.backbone`` with ``--backbone-on
 * FLOPs: of one image, mmengine's counter (one multiply-add = one FLOP).
 
 With ``--official-repo`` (clones of AILab-CVC/GroupMixFormer, LeapLabTHU/FLatten-Transformer,
-OliverRensu/SG-Former; imported from there, never vendored), a classifier config whose family has
+OliverRensu/SG-Former, OpenGVLab/STM-Evaluation; imported from there, never vendored), a classifier config whose family has
 an official model in ``groupmix_backbones/analysis/official.py`` gets official columns: the
 official classifier of the same arch (built for the input size where its constructor takes one),
 timed in turns with ours in this process (``--rounds`` rounds of ``--repeat`` steps each), and the
@@ -178,6 +178,20 @@ def markdown(rows):
     return '\n'.join(lines)
 
 
+BEGIN, END = '<!-- benchmark.py table -->', '<!-- end of benchmark.py table -->'
+
+
+def write_markdown(path: str, table: str):
+    """Write ``table`` to ``path``; in a file that has the markers BEGIN and END (as
+    docs/benchmarks.md), replace what lies between them and keep the rest."""
+    text = open(path).read() if osp.isfile(path) else ''
+    if BEGIN in text and END in text.split(BEGIN, 1)[1]:
+        head, rest = text.split(BEGIN, 1)
+        table = f'{head}{BEGIN}\n{table}\n{END}{rest.split(END, 1)[1]}'
+    with open(path, 'w') as f:
+        f.write(table if table.endswith('\n') else table + '\n')
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('configs', nargs='+', metavar='CONFIG')
@@ -200,7 +214,9 @@ def main(argv=None):
                         help='skip counting FLOPs')
     parser.add_argument('--official-repo', action='append', default=[], metavar='PATH',
                         help='clone of an official repository (repeatable)')
-    parser.add_argument('--markdown', metavar='FILE', help='also write the table to FILE')
+    parser.add_argument('--markdown', metavar='FILE',
+                        help='also write the table to FILE (between its table markers, if it has '
+                             'them, as docs/benchmarks.md)')
     args = parser.parse_args(argv)
     if args.official_repo and args.backbone_only:
         parser.error('--official-repo compares whole classifiers: drop --backbone-only.')
@@ -233,8 +249,7 @@ def main(argv=None):
              + markdown([header(modes, with_official, args), *rows]))
     print('\n' + table)
     if args.markdown:
-        with open(args.markdown, 'w') as f:
-            f.write(table + '\n')
+        write_markdown(args.markdown, table)
 
 
 if __name__ == '__main__':

@@ -3,8 +3,10 @@
     python tools/analysis_tools/compare_official.py --official-repo PATH CONFIG [--tolerance 1e-4]
 
 PATH is a clone of the family's official repository (AILab-CVC/GroupMixFormer, LeapLabTHU/FLatten-
-Transformer, OliverRensu/SG-Former), imported from there, never vendored; its own requirements
-(timm, einops) must be installed. The official model of CONFIG's arch is built with random weights
+Transformer, OliverRensu/SG-Former, OpenGVLab/STM-Evaluation), imported from there, never vendored;
+its own requirements (timm, einops) must be installed. STM-Evaluation's code, written for timm
+0.6.7 and a CUDA extension, runs beside timm 1.x with the adaptations in
+``groupmix_backbones/analysis/official.py`` (DCNv3's op stood in by mmcv's PyTorch reference). The official model of CONFIG's arch is built with random weights
 and randomised norm statistics, converted with our converter, loaded strictly into the classifier of
 CONFIG (an ``mmpretrain_cfgs/*_in1k.py``), and both run in eval mode on the same random images at
 the arch's pre-training size (in float64 for SG-Former, whose token sorting float32 rounding

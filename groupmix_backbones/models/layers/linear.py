@@ -12,10 +12,11 @@ def rows_as_conv(x: torch.Tensor) -> bool:
     """Whether ``x`` (..., C) goes through the 1x1 convolution: on CPU, float32 or bfloat16, many
     rows, eager (tracing, exporting and compiling see F.linear, the op counters and exporters
     know)."""
+    if exporting() or torch.jit.is_tracing() or torch.jit.is_scripting() or \
+            torch.compiler.is_compiling():  # first: the row count below is symbolic there
+        return False
     return (x.device.type == 'cpu' and x.dtype in (torch.float32, torch.bfloat16)
-            and x.numel() >= MIN_ROWS * x.shape[-1] and not exporting()
-            and not torch.jit.is_tracing() and not torch.jit.is_scripting()
-            and not torch.compiler.is_compiling())
+            and x.numel() >= MIN_ROWS * x.shape[-1])
 
 
 class Linear(nn.Linear):
