@@ -26,7 +26,7 @@ its cells.
 ``--compile`` compiles ours with ``torch.compile`` (default backend; compilation happens in the
 warm-up, not timed); the official models stay eager. Run as a script, the process keeps freed
 memory for reuse (``groupmix_backbones.policy.allocator.keep_freed_cpu_memory``, as the train,
-test and infer tools), for ours and the official alike.
+test and infer tools) and flushes denormal floats to zero, for ours and the official alike.
 ``--onnxruntime`` (infer, CPU) adds ONNX Runtime columns: ours exported as
 ``tools/deployment/pytorch2onnx.py`` exports it (``groupmix_backbones.deployment``; the same
 tensor forward, traced at the input size with a batch of at least 2), checked against PyTorch at
@@ -254,4 +254,7 @@ def main(argv=None):
 
 if __name__ == '__main__':
     keep_freed_cpu_memory()
+    # denormal floats, which AdamW's moments of layer-scaled branches reach within a few steps,
+    # make CPU arithmetic (depthwise convs) several times slower: flushed, for all models alike
+    torch.set_flush_denormal(True)
     main()
