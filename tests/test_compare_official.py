@@ -71,7 +71,7 @@ STM_STAND_IN = {  # OpenGVLab/STM-Evaluation's layout: a package of relative imp
                         'MSDeformAttnFunction = None  # replaced by the tool\n',
     'model_factory/__init__.py': 'from . import swin_factory\n',
     'model_factory/swin_factory.py': '''
-from timm.models import register_model
+from timm.models.registry import register_model  # (the FLatten and SG-Former files' path)
 from ..meta_arch import StandIn
 
 

@@ -42,20 +42,30 @@ def _cswin_factory(arch):
             'base_384': 'FLatten_CSWin_96_36292_base_384'}[arch]
 
 
-@contextlib.contextmanager
 def _stm_imports():
     """STM-Evaluation's code was written for timm 0.6.7 and a CUDA extension; beside timm 1.x it
-    imports with timm's former path of ``halo_attn`` and its ``register_model`` kept from
-    replacing our timm registrations of the same names (``groupmix_backbones.timm_models``)."""
+    imports with timm's former path of ``halo_attn``."""
     import timm.layers.halo_attn
-    import timm.models
-    register = timm.models.register_model
     sys.modules.setdefault('timm.models.layers.halo_attn', timm.layers.halo_attn)
-    timm.models.register_model = lambda fn: fn
+    return contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def _timm_registry_kept():
+    """The official files register their models in timm under the names of ours
+    (``groupmix_backbones.timm_models``: ``sgformer_s``, ``flatten_pvt_v2_b0``, ...): while one
+    is imported, timm's ``register_model`` leaves the registry as it is."""
+    import timm.models
+    from timm.models import _registry, registry  # the official files import from either path
+    modules = (timm.models, _registry, registry)
+    registers = [module.register_model for module in modules]
+    for module in modules:
+        module.register_model = lambda fn: fn
     try:
         yield
     finally:
-        timm.models.register_model = register
+        for module, register in zip(modules, registers):
+            module.register_model = register
 
 
 class _DeformAttnOnCPU:
@@ -139,7 +149,7 @@ def import_official(repo: str, module: str, stubs=(), setup=None, importing=None
     sys.path.insert(0, folder)
     before = set(sys.modules)
     try:
-        with importing() if importing else contextlib.nullcontext():
+        with _timm_registry_kept(), importing() if importing else contextlib.nullcontext():
             spec.loader.exec_module(loaded)
     finally:
         sys.path.remove(folder)
