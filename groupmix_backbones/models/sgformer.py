@@ -182,7 +182,8 @@ class SignificanceMap(nn.Module):
         received = global_probs.mean(dim=(1, 2)).reshape(-1, *reduced_hw)
         received = received.repeat_interleave(r, 1).repeat_interleave(r, 2)[:, :H, :W]
         probs = local_probs.mean(2)  # (B, windows, w*w queries, w*w keys)
-        padded_hw = (-(-H // w) * w, -(-W // w) * w)  # integer ceil: symbolic when exported
+        # ceil with positive operands only: ONNX divides integers truncating toward zero
+        padded_hw = ((H + w - 1) // w * w, (W + w - 1) // w * w)
         if padded:  # padded queries give nothing
             real = window_partition(real_map((H, W), padded_hw, probs.device)[None, :, :, None], w)
             probs = probs * real.to(probs.dtype)[None]  # (1, windows, w*w queries, 1)
@@ -283,7 +284,7 @@ class SignificanceGuidedAttention(LePEAttention):
         merged = []
         for start, end, size, aggregator in zip(bounds, bounds[1:], self.group_sizes,
                                                 self.aggregators):
-            groups = -(-(end - start) // size)  # ceil
+            groups = (end - start + size - 1) // size  # ceil (positive operands: see above)
             part = F.pad(tokens[:, start:end], (0, 0, 0, groups * size - (end - start)))
             merged.append(aggregator(part.reshape(B, groups, size, C).transpose(2, 3))[..., 0])
         return torch.cat(merged, dim=1)
