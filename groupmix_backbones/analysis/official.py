@@ -21,7 +21,6 @@ class OfficialModel(NamedTuple):
     build: Callable  # (module, arch name, our arch settings, image size) -> classifier
     stubs: tuple = ()  # debugging-only imports of the official module that may be missing
     setup: Optional[Callable[[], None]] = None  # what the official code needs before import
-    importing: Optional[Callable] = None  # context manager around the import only
     dtype: torch.dtype = torch.float32  # of both models and the input
 
 
@@ -42,12 +41,11 @@ def _cswin_factory(arch):
             'base_384': 'FLatten_CSWin_96_36292_base_384'}[arch]
 
 
-def _stm_imports():
+def _timm_halo_attn_path():
     """STM-Evaluation's code was written for timm 0.6.7 and a CUDA extension; beside timm 1.x it
     imports with timm's former path of ``halo_attn``."""
     import timm.layers.halo_attn
     sys.modules.setdefault('timm.models.layers.halo_attn', timm.layers.halo_attn)
-    return contextlib.nullcontext()
 
 
 @contextlib.contextmanager
@@ -91,7 +89,7 @@ def _stm(mixer: str, factory: str):
         module.blocks.dcn_v3.MSDeformAttnFunction = _DeformAttnOnCPU
         return getattr(getattr(module.model_factory, factory), f'unified_{mixer}_{arch}')()
     return OfficialModel('classification/models/__init__.py', build,
-                         stubs=('MultiScaleDeformableAttention', ), importing=_stm_imports)
+                         stubs=('MultiScaleDeformableAttention', ), setup=_timm_halo_attn_path)
 
 
 OFFICIAL: Dict[str, OfficialModel] = {
@@ -127,7 +125,7 @@ OFFICIAL: Dict[str, OfficialModel] = {
 }
 
 
-def import_official(repo: str, module: str, stubs=(), setup=None, importing=None):
+def import_official(repo: str, module: str, stubs=(), setup=None):
     """Import the file ``module`` of the official clone ``repo`` as a module of its own (its
     folder first on ``sys.path`` meanwhile, for its imports of sibling files, which are not kept
     in ``sys.modules``: another clone's files of the same names are imported afresh); a package's
@@ -149,7 +147,7 @@ def import_official(repo: str, module: str, stubs=(), setup=None, importing=None
     sys.path.insert(0, folder)
     before = set(sys.modules)
     try:
-        with _timm_registry_kept(), importing() if importing else contextlib.nullcontext():
+        with _timm_registry_kept():
             spec.loader.exec_module(loaded)
     finally:
         sys.path.remove(folder)
@@ -189,7 +187,7 @@ def build_official(cfg: Config, settings: dict, official_repo: str, size: int):
     """The official classifier of ``cfg``'s arch (``settings``: our backbone's), for ``size``
     inputs where the official constructor takes a size, imported from ``official_repo``."""
     spec = official_spec(cfg)
-    module = import_official(official_repo, spec.module, spec.stubs, spec.setup, spec.importing)
+    module = import_official(official_repo, spec.module, spec.stubs, spec.setup)
     return spec.build(module, cfg.model.backbone.arch, settings, size)
 
 

@@ -184,7 +184,10 @@ BEGIN, END = '<!-- benchmark.py table -->', '<!-- end of benchmark.py table -->'
 def write_markdown(path: str, table: str):
     """Write ``table`` to ``path``; in a file that has the markers BEGIN and END (as
     docs/benchmarks.md), replace what lies between them and keep the rest."""
-    text = open(path).read() if osp.isfile(path) else ''
+    text = ''
+    if osp.isfile(path):
+        with open(path) as f:
+            text = f.read()
     if BEGIN in text and END in text.split(BEGIN, 1)[1]:
         head, rest = text.split(BEGIN, 1)
         table = f'{head}{BEGIN}\n{table}\n{END}{rest.split(END, 1)[1]}'
