@@ -7,27 +7,16 @@ import json
 import os
 import os.path as osp
 import stat
-import subprocess
 import sys
 
 import pytest
 from mmengine.runner import CheckpointLoader
 
 from conftest import REPO
-from test_tasks import DEMOS, free_port, short_run_options
+from test_tasks import DEMOS, run_job, short_run_options
 
 CONFIG = DEMOS['groupmixformer', 'cls']
 OPTIONS = {'train_cfg.max_epochs': 2, 'train_dataloader.batch_size': 4}
-
-
-def run_all(commands, timeout=600):
-    """Start every (command, env) at once, as the nodes of a job; wait for all."""
-    processes = [subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, text=True)
-                 for command, env in commands]
-    outputs = [p.communicate(timeout=timeout)[0] for p in processes]
-    for p, out in zip(processes, outputs):
-        assert p.returncode == 0, out[-3000:]
 
 
 def environment(**variables):
@@ -60,17 +49,16 @@ def losses(work_dir):
 @pytest.fixture(scope='module')
 def one_node_two_processes(demo_root, tmp_path_factory):
     work_dir = tmp_path_factory.mktemp('one_node')
-    run_all([(['bash', 'tools/dist_train.sh', CONFIG, '2', '--work-dir', str(work_dir),
-               *options(demo_root)], environment(PORT=free_port()))])
+    run_job([(['bash', 'tools/dist_train.sh', CONFIG, '2', '--work-dir', str(work_dir),
+               *options(demo_root)], environment())])
     return work_dir
 
 
 def test_two_nodes_of_one_process_train_as_one_node_of_two(one_node_two_processes, demo_root,
                                                           tmp_path):
-    port = free_port()
-    run_all([(['bash', 'tools/dist_train.sh', CONFIG, '1', '--work-dir', str(tmp_path),
+    run_job([(['bash', 'tools/dist_train.sh', CONFIG, '1', '--work-dir', str(tmp_path),
                *options(demo_root)],
-              environment(NNODES=2, NODE_RANK=node, MASTER_ADDR='127.0.0.1', PORT=port))
+              environment(NNODES=2, NODE_RANK=node, MASTER_ADDR='127.0.0.1'))
              for node in (0, 1)])
     assert losses(tmp_path) == losses(one_node_two_processes) != []
     assert largest_difference(tmp_path / 'epoch_2.pth',
@@ -91,10 +79,10 @@ def test_a_two_task_slurm_step_trains_as_one_node_of_two(one_node_two_processes,
     scontrol.chmod(scontrol.stat().st_mode | stat.S_IEXEC)
     step = dict(SLURM_JOB_ID=4242, SLURM_STEP_ID=0, SLURM_NTASKS=2, SLURM_NPROCS=2,
                 SLURM_NNODES=1, SLURM_NODEID=0, SLURM_NODELIST='localhost',
-                SLURM_STEP_NODELIST='localhost', SLURM_TASKS_PER_NODE=2, MASTER_PORT=free_port(),
+                SLURM_STEP_NODELIST='localhost', SLURM_TASKS_PER_NODE=2,
                 PATH=f'{bin_dir}{os.pathsep}{os.environ["PATH"]}')
     work_dir = tmp_path / 'work'
-    run_all([([sys.executable, '-u', 'tools/train.py', CONFIG, f'--work-dir={work_dir}',
+    run_job([([sys.executable, '-u', 'tools/train.py', CONFIG, f'--work-dir={work_dir}',
                '--launcher', 'slurm', *options(demo_root)],
               environment(SLURM_PROCID=task, SLURM_LOCALID=task, **step)) for task in (0, 1)])
     assert losses(work_dir) == losses(one_node_two_processes) != []
