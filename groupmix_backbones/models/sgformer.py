@@ -174,19 +174,16 @@ class SignificanceMap(nn.Module):
         self.window_size = window_size
 
     @torch.no_grad()
-    def forward(self, global_probs, local_probs, *, reduced_hw, hw_shape, padded: bool):
+    def forward(self, global_probs, local_probs, *, reduced_hw, hw_shape, padded_hw):
         """``global_probs`` (B, heads, N, n) of the queries to the ``reduced_hw`` map;
-        ``local_probs`` (B, windows, heads, w*w, w*w) in the windows of the map padded to window
-        multiples (``padded``: padded keys were masked)."""
+        ``local_probs`` (B, windows, heads, w*w, w*w) in the windows of the map padded to
+        ``padded_hw`` (window multiples; padded keys masked)."""
         (H, W), r, w = hw_shape, self.sr_ratio, self.window_size
         received = global_probs.mean(dim=(1, 2)).reshape(-1, *reduced_hw)
         received = received.repeat_interleave(r, 1).repeat_interleave(r, 2)[:, :H, :W]
         probs = local_probs.mean(2)  # (B, windows, w*w queries, w*w keys)
-        # ceil with positive operands only: ONNX divides integers truncating toward zero
-        padded_hw = ((H + w - 1) // w * w, (W + w - 1) // w * w)
-        if padded:  # padded queries give nothing
-            real = window_partition(real_map((H, W), padded_hw, probs.device)[None, :, :, None], w)
-            probs = probs * real.to(probs.dtype)[None]  # (1, windows, w*w queries, 1)
+        real = window_partition(real_map((H, W), padded_hw, probs.device)[None, :, :, None], w)
+        probs = probs * real.to(probs.dtype)[None]  # padded queries give nothing
         # per window, over the w*w queries of a whole one: a window that padding cuts short then
         # gives its keys no larger share (uniform attention: a uniform map at any size)
         in_window = probs.sum(2) / (w * w)
@@ -250,7 +247,7 @@ class HybridScaleAttention(LePEAttention):
         out = self.finish(torch.cat([global_out.transpose(1, 2).reshape(B, N, -1), local_out],
                                     dim=-1), x, hw_shape)
         return out, self.significance(*probs, reduced_hw=reduced_hw, hw_shape=hw_shape,
-                                      padded=mask is not None)
+                                      padded_hw=padded_hw)
 
 
 class SignificanceGuidedAttention(LePEAttention):
@@ -284,7 +281,7 @@ class SignificanceGuidedAttention(LePEAttention):
         merged = []
         for start, end, size, aggregator in zip(bounds, bounds[1:], self.group_sizes,
                                                 self.aggregators):
-            groups = (end - start + size - 1) // size  # ceil (positive operands: see above)
+            groups = (end - start + size - 1) // size  # ceil; ONNX truncates negative divisions
             part = F.pad(tokens[:, start:end], (0, 0, 0, groups * size - (end - start)))
             merged.append(aggregator(part.reshape(B, groups, size, C).transpose(2, 3))[..., 0])
         return torch.cat(merged, dim=1)
