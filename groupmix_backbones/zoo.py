@@ -81,7 +81,10 @@ MODELS = {
     ('GroupMixFormer', 'large'): dict(
         top1=85.0, top1_source=GROUPMIXFORMER_README,
         weights=_GMF_WEIGHTS + 'EuH7I7RGUSVHhD46RTECpesBqJVyACRzmBDwBXYWRxcDtg?e=Qvexbk',
-        note="the README's link for L is the same folder as M's"),
+        note="the README's link for L is the same folder as M's; its configs/"
+        "groupmixformer_large.yaml builds 71.8M parameters (71.4M without the head, as ours; "
+        "counted from the official code), not the 70.3M and 36.1 GFLOPs its README states for "
+        "L, while M to B match their README rows"),
     ('FLattenPVT', 'tiny'): dict(
         top1=77.8, top1_source=FLATTEN_README,
         weights=_FLATTEN_WEIGHTS + '3ab1d773f19d45648690/?dl=1'),
