@@ -1,7 +1,7 @@
 """Each change groupmix_backbones.policy makes to another library works around an upstream issue
 that is still there in the pinned versions. Each test here shows its issue, with our change undone:
 a test that fails after an upgrade means upstream has fixed that issue, and the change in
-groupmix_backbones/policy/__init__.py (and the README's list) can go."""
+groupmix_backbones/policy/__init__.py (and docs/checkpoints.md's list) can go."""
 import fractions
 import os.path as osp
 import pickle

@@ -1,5 +1,5 @@
 """Everything groupmix_backbones changes in other libraries, in one place (the README's "What
-importing groupmix_backbones changes" lists it for users).
+importing groupmix_backbones changes" in docs/checkpoints.md lists it for users).
 
 Importing the package applies the changes below, each named with the upstream issue it works
 around (1b, official checkpoints converted on load, is a feature). ``tests/test_policy.py`` checks
