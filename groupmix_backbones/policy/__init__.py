@@ -1,4 +1,4 @@
-"""Everything groupmix_backbones changes in other libraries, in one place (the README's "What
+"""Everything groupmix_backbones changes in other libraries, in one place ("What
 importing groupmix_backbones changes" in docs/checkpoints.md lists it for users).
 
 Importing the package applies the changes below, each named with the upstream issue it works
