@@ -403,8 +403,10 @@ def weights_cell(name, arch, task, config):
     return f'[official, by hand]({page})' if task == 'cls' and page else 'none'
 
 
-def render_readme(folder, found, params, flops):
-    """The README beside a task and family folder's configs, as mmdet's configs/<family>/."""
+def render_readme(found, classifiers, params, flops):
+    """The README beside a task and family folder's configs (``found``, of
+    :func:`folder_configs`), as mmdet's configs/<family>/; ``classifiers``: each arch's
+    classification configs."""
     task = found[0][0]
     title = collection_of(found[0][1])
     source = zoo.COLLECTIONS[title]
@@ -435,12 +437,16 @@ def render_readme(folder, found, params, flops):
                      f'{params[name, arch] / 1e6:.1f} | '
                      f"{gflops(flops.get(f'{name} {arch}'), shape)} | {cell(facts, config)} | "
                      f'{weights_cell(name, arch, task, config)} | not trained here |')
-    if task == 'cls':
-        lines += ['', 'Convert official weights (for these configs, and for the detection and '
-                  'segmentation configs, which load them from `checkpoints/`); `python`: one '
-                  'with the package (`.venv/bin/python` in a clone):', '', '```bash']
-        lines += [converter_command(name, config) for _, name, _, config in found]
-        lines += ['```']
+    # the converted classifier of each arch: these configs (cls) or their backbones' init_cfg
+    commands = list(dict.fromkeys(
+        converter_command(name, classifiers[name, arch][0]) for _, name, arch, _ in found
+        if classifiers.get((name, arch))))
+    if commands:
+        lines += ['', 'Convert the official ImageNet weights' + (
+            ' (the classifiers load them; the detection and segmentation configs load them from '
+            '`checkpoints/`)' if task == 'cls' else ', which these configs\' backbones load from '
+            '`checkpoints/` (`init_cfg`)') + '; `python`: one with the package (`.venv/bin/python` '
+            'in a clone):', '', '```bash', *commands, '```']
     if task == 'det' and any(trained_weights(*row[1:3], task, row[3]) for row in found):
         lines += ['', 'The official detectors load into the 1x configs as they are, converted on '
                   'load: `python -m groupmix_backbones test CONFIG DETECTOR.pth`; '
@@ -452,7 +458,8 @@ def render_readme(folder, found, params, flops):
 
 
 def render_readmes(configs, params, flops):
-    return {f'{folder}/README.md': render_readme(folder, found, params, flops)
+    classifiers = {key: tasks.get('cls') for key, tasks in configs.items()}
+    return {f'{folder}/README.md': render_readme(found, classifiers, params, flops)
             for folder, found in folder_configs(configs).items()}
 
 
