@@ -424,7 +424,8 @@ def render_readme(found, classifiers, params, flops):
              'they are stated). "not trained here": this project has not trained the config, so '
              'there is no result of its own; "none": no trained weights exist for it, official or '
              'ours (the backbone starts from the converted ImageNet classifier, `init_cfg`). '
-             'Official weights keep their authors\' terms ([docs/license.md](../../docs/license.md)); '
+             'Official weights keep their authors\' terms '
+             '([docs/license.md](../../docs/license.md)); '
              f'params and GFLOPs are the backbone\'s ([model zoo](../../{DOC})).', '',
              f'| config | backbone | params (M) | GFLOPs ({size_key(size)}) | {column} | '
              'weights | our result |',

@@ -19,7 +19,8 @@ train_pipeline = [dict(transform, reduce_zero_label=False) if transform['type'] 
 test_pipeline = [dict(transform, reduce_zero_label=False) if transform['type'] == 'LoadAnnotations'
                  else transform for transform in _base_.test_pipeline]
 train_dataloader = dict(dataset=dict(
-    _delete_=True, data_prefix=dict(img_path='images/training', seg_map_path='annotations/training'),
+    _delete_=True,
+    data_prefix=dict(img_path='images/training', seg_map_path='annotations/training'),
     pipeline=train_pipeline, **dataset))
 val_dataloader = dict(dataset=dict(
     _delete_=True,
