@@ -3,6 +3,7 @@ one's own classes, inheriting ours by groupmix_backbones::) trains a few iterati
 data, which is such a set. The test makes only the compute CPU-sized: small images, no converted
 checkpoint, a short schedule; every dataset, class and head setting is the config's own."""
 import os.path as osp
+import re
 
 import pytest
 from mmengine.config import Config
@@ -70,3 +71,15 @@ def test_example_trains_on_own_classes(task, demo_root, tmp_path):
     runner.train()
     metrics = runner.val_loop.run()
     assert {'cls': 'accuracy/top1', 'det': 'coco/segm_mAP', 'seg': 'mIoU'}[task] in metrics
+
+
+def test_the_guide_shows_the_files():
+    """Each python block of docs/custom_datasets.md that starts like an example is that file's
+    code, its comment lines left out."""
+    with open(osp.join(REPO, 'docs', 'custom_datasets.md')) as f:
+        blocks = re.findall(r'```python\n(.*?)```', f.read(), re.S)
+    for name in EXAMPLES.values():
+        with open(osp.join(REPO, 'examples', 'custom_datasets', name)) as f:
+            lines = [line for line in f.read().splitlines() if not line.strip().startswith('#')]
+        code = re.sub(r'\n{3,}', '\n\n', '\n'.join(lines).strip('\n')) + '\n'
+        assert code in blocks, name
