@@ -88,7 +88,8 @@ class SGFormerStem(nn.Module):
 
     def forward(self, x):
         x = self.convs(x)
-        hw_shape = tuple(x.shape[2:])
+        H, W = x.shape[2:]  # (unpacked: an FX proxy's shape unpacks, never iterates)
+        hw_shape = (H, W)
         return self.pos_embed(self.norm(image_to_tokens(x)), hw_shape), hw_shape
 
 
