@@ -114,6 +114,20 @@ def export_onnx(module: nn.Module, example: torch.Tensor, path: str, opset: int 
     return path
 
 
+def compile_dynamic(model: nn.Module, backend: str = 'inductor') -> nn.Module:
+    """``torch.compile`` in place (``nn.Module.compile``: state dict keys unchanged) a task model's
+    backbone and neck (a bare module: itself; a wrapper's ``module``: that) with dynamic sizes:
+    batch, height and width are symbolic from the first call, so other image sizes reuse the
+    compiled code instead of recompiling per size (a batch of 1 and one of more compile once
+    each, as sizes 0 and 1 always do). Returns ``model``."""
+    model = getattr(model, 'module', model)  # TTA and DistributedDataParallel wrappers
+    parts = [part for part in (getattr(model, name, None) for name in ('backbone', 'neck'))
+             if isinstance(part, nn.Module)]
+    for part in parts or [model]:
+        part.compile(backend=backend, dynamic=True)
+    return model
+
+
 def onnx_session(path: str, threads: int = 0):
     """An ONNX Runtime CPU session of ``path`` (``threads`` 0: ONNX Runtime's default)."""
     import onnxruntime as ort

@@ -23,8 +23,8 @@ timed in turns with ours in this process (``--rounds`` rounds of ``--repeat`` st
 ratios (official time / ours). An official model that fails to build or run at the size says so in
 its cells.
 ``--fuse`` fuses ours for inference first (``fuse_modules``: batch norms folded; infer mode only).
-``--compile`` compiles ours with ``torch.compile`` (default backend; compilation happens in the
-warm-up, not timed); the official models stay eager. Run as a script, the process keeps freed
+``--compile`` compiles ours with ``torch.compile`` (inductor, dynamic sizes as ``tools/test.py
+--compile``: one compilation for every image size; compilation happens in the warm-up, not timed); the official models stay eager. Run as a script, the process keeps freed
 memory for reuse (``groupmix_backbones.policy.allocator.keep_freed_cpu_memory``, as the train,
 test and infer tools) and flushes denormal floats to zero, for ours and the official alike.
 ``--onnxruntime`` (infer, CPU) adds ONNX Runtime columns: ours exported as
@@ -240,7 +240,7 @@ def main(argv=None):
         inputs = torch.randn(args.batch_size, 3, *shape, device=args.device)
         with tempfile.TemporaryDirectory() as folder:
             onnx = onnx_runtime_model(ours, inputs, folder) if args.onnxruntime else None
-            runner = torch.compile(ours) if args.compile else ours
+            runner = torch.compile(ours, dynamic=True) if args.compile else ours
             results = {mode: measure_row(runner, official, inputs, mode, args, onnx)
                        for mode in modes}
         rows.append(row_cells(label, shape, args.batch_size, params, flops, results,
