@@ -89,9 +89,9 @@ def main(argv=None):
     parser.add_argument('--metrics-out', help='also write the metrics to this JSON file')
     parser.add_argument('--fuse', action='store_true',
                         help='fold batch norms into convolutions before testing (same outputs)')
-    parser.add_argument('--compile', action='store_true',
-                        help='torch.compile (inductor) the backbone and neck with dynamic sizes: '
-                        'one compilation serves every image size')
+    parser.add_argument('--compile', nargs='?', const='inductor', metavar='BACKEND',
+                        help='torch.compile the backbone and neck (default backend inductor) with '
+                        'dynamic sizes: one compilation serves every image size')
     parser.add_argument('--show-dir', help='draw the predictions of every test image here '
                         "(the library's visualizer: boxes and masks, label maps, labels)")
     parser.add_argument('--tta', action='store_true',
@@ -118,7 +118,7 @@ def main(argv=None):
     if args.fuse:
         fuse_modules(runner.model)
     if args.compile:
-        compile_dynamic(runner.model)
+        compile_dynamic(runner.model, backend=args.compile)
     metrics = runner.test()
     if args.metrics_out and get_rank() == 0:
         with open(args.metrics_out, 'w') as f:
