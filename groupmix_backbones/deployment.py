@@ -114,11 +114,44 @@ def export_onnx(module: nn.Module, example: torch.Tensor, path: str, opset: int 
     return path
 
 
-def onnx_session(path: str, threads: int = 0):
-    """An ONNX Runtime CPU session of ``path`` (``threads`` 0: ONNX Runtime's default)."""
+def compile_dynamic(model: nn.Module, backend: str = 'inductor') -> nn.Module:
+    """``torch.compile`` in place (``nn.Module.compile``: state dict keys unchanged) a task model's
+    backbone and neck (a bare module: itself; a wrapper's ``module``: that) with dynamic sizes:
+    batch, height and width are symbolic from the first call, so other image sizes reuse the
+    compiled code instead of recompiling per size (a batch of 1 and one of more compile once
+    each, as sizes 0 and 1 always do). Returns ``model``."""
+    model = getattr(model, 'module', model)  # TTA and DistributedDataParallel wrappers
+    parts = [part for part in (getattr(model, name, None) for name in ('backbone', 'neck'))
+             if isinstance(part, nn.Module)]
+    for part in parts or [model]:
+        part.compile(backend=backend, dynamic=True)
+    return model
+
+
+#: ONNX Runtime's graph optimisation levels by name (``all``: its default; layout-specific
+#: fusions included)
+ORT_OPTIMIZATION = ('disable', 'basic', 'extended', 'all')
+
+
+def onnx_session(path, threads: int = 0, *, optimization: str = 'all', arena: bool = True,
+                 spinning: bool = True):
+    """An ONNX Runtime CPU session of ``path`` (a file or the bytes of a model) with the options
+    that matter on CPU: ``threads`` intra-op threads (0: ONNX Runtime's default, one per physical
+    core) and one inter-op thread (sequential execution); the graph ``optimization`` level (one of
+    :data:`ORT_OPTIMIZATION`); the CPU memory ``arena`` (reuses buffers across runs; off: less
+    memory held between calls); ``spinning`` intra-op threads (waiting threads spin: lower
+    latency, but they take cores from other processes)."""
     import onnxruntime as ort
+    if optimization not in ORT_OPTIMIZATION:
+        raise ValueError(f'ONNX Runtime optimisation {optimization!r}: choose one of '
+                         f'{", ".join(ORT_OPTIMIZATION)}.')
     options = ort.SessionOptions()
     options.log_severity_level = 3  # its constant-folding notes on every load are not for users
+    level = 'DISABLE_ALL' if optimization == 'disable' else f'ENABLE_{optimization.upper()}'
+    options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, f'ORT_{level}')
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.enable_cpu_mem_arena = arena
+    options.add_session_config_entry('session.intra_op.allow_spinning', '1' if spinning else '0')
     if threads:
         options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
     return ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
@@ -126,15 +159,27 @@ def onnx_session(path: str, threads: int = 0):
 
 class OnnxRuntimeModel(nn.Module):
     """An ONNX Runtime session called like the module it was exported from: an image batch
-    tensor in, a tuple of tensors out (for the benchmark's timing loop)."""
+    tensor in, a tuple of tensors out (for the benchmark's timing loop). ``options``:
+    :func:`onnx_session`'s."""
 
-    def __init__(self, path: str, threads: int = 0):
+    def __init__(self, path: str, threads: int = 0, **options):
         super().__init__()
-        self.session = onnx_session(path, threads)
+        self.session = onnx_session(path, threads, **options)
 
     def forward(self, inputs: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         outputs = self.session.run(None, {INPUT_NAME: inputs.detach().cpu().numpy()})
         return tuple(torch.from_numpy(out) for out in outputs)
+
+
+def quantize_int8(path: str, out: str) -> str:
+    """ONNX Runtime's dynamic int8 quantization of ``path`` into ``out``: the weights of every
+    MatMul and Gemm (the linear layers, attention's projections) stored as int8 per output
+    channel, activations quantized at run time per tensor (no calibration set); convolutions,
+    norms and attention's own products stay float32. Returns ``out``."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    quantize_dynamic(path, out, op_types_to_quantize=['MatMul', 'Gemm'], per_channel=True,
+                     weight_type=QuantType.QInt8, extra_options=dict(MatMulConstBOnly=True))
+    return out
 
 
 def check_onnx(path: str, module: nn.Module, inputs: Sequence[torch.Tensor],
@@ -161,6 +206,53 @@ def check_onnx(path: str, module: nn.Module, inputs: Sequence[torch.Tensor],
         if not error <= atol:  # (NaN fails too)
             raise OnnxMismatchError(
                 f'{path} differs from PyTorch on an input of {shape}: max |difference| '
-                f'{error:.3g} > {atol:g}.')
+                f'{error:.3g} > {atol:g}.{token_order_report(path, module, x)}')
         results.append((shape, error))
     return results
+
+
+def token_order_report(path: str, module: nn.Module, x: torch.Tensor) -> str:
+    """Why an export with SG-Former's significance-guided blocks differs on ``x``: the first
+    block whose token order (each block's sort of the significance map before it) differs between
+    ONNX Runtime and PyTorch, with how many ranks and how many tokens in another merged group
+    (near-equal significance values that float rounding orders otherwise; later blocks then see
+    other inputs), or that every order agrees, so that the arithmetic differs. '' for a model
+    without such blocks."""
+    import onnx
+    import onnxruntime as ort
+    guided = [(name, m) for name, m in module.named_modules() if hasattr(m, 'scan_orders')]
+    if not guided:
+        return ''
+    ours, hooks = [], [m.register_forward_pre_hook(
+        lambda m, args, name=name: ours.append((name, m, m.scan_orders(args[2]))))
+        for name, m in guided]
+    try:
+        with torch.no_grad():
+            module(x)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    graph = onnx.load(path)
+    sorts = [node.output[1] for node in graph.graph.node if node.op_type == 'TopK']
+    if len(sorts) != 2 * len(ours):
+        return (f' The graph has {len(sorts)} TopK sorts for {len(ours)} significance-guided '
+                f'blocks run: their token orders cannot be paired.')
+    graph.graph.output.extend(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.INT64,
+                                                                 None) for name in sorts)
+    session = ort.InferenceSession(graph.SerializeToString(), providers=['CPUExecutionProvider'])
+    got = iter(torch.from_numpy(order) for order in session.run(sorts, {INPUT_NAME: x.numpy()}))
+    for name, block, orders in ours:
+        ranks = moved = 0
+        for order, theirs in zip(orders, (next(got), next(got))):
+            group = block.group_of_rank(order.shape[1]).expand_as(order)
+            ranks += int((order != theirs).sum())
+            moved += int((torch.empty_like(order).scatter_(1, order, group)
+                          != torch.empty_like(order).scatter_(1, theirs, group)).sum())
+        if ranks:
+            return (f' Token groups differ: {name} (the first significance-guided block that '
+                    f'differs; later ones see other inputs) ranks {ranks} of '
+                    f'{2 * orders[0].numel()} tokens (both scans) otherwise in ONNX Runtime, '
+                    f'{moved} into another merged group: near-equal significance values that '
+                    f'float rounding orders otherwise.')
+    return (f' The token orders of all {len(ours)} significance-guided blocks agree: the '
+            f'arithmetic differs.')

@@ -18,12 +18,15 @@ import torch
 import torch.nn as nn
 from mmengine.logging import MMLogger
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.layers import ClassifierHead, trunc_normal_
+from timm.layers import (ClassifierHead, register_notrace_function, register_notrace_module,
+                         trunc_normal_)
 from timm.models import (adapt_input_conv, build_model_with_cfg, generate_default_cfgs, is_model,
                          model_entrypoint, register_model)
 
 from .converters import ConversionError, describe_keys, official_state_dict, recognise
-from .models import CheckpointMismatchError, PointwiseConvPoolNeck
+from .models import CheckpointMismatchError, PointwiseConvPoolNeck, Stage
+from .models.groupmixformer import GroupMixBlock, GroupMixStage
+from .models.layers import Linear, pad_for_strided_conv
 from .policy.checkpoint import safe_torch_load
 from .registry import BACKBONES
 
@@ -395,3 +398,31 @@ def register_timm_models(names=None):
 
 
 register_timm_models()
+
+
+#: stages that FX traces through, with their blocks as leaves instead: a stage that runs modules
+#: it borrows (GroupMixFormer's patch embeddings) must call them in the graph, which keeps only the
+#: modules it calls (they then have parameters there, under the names that hold them)
+TRACED_STAGES = {GroupMixStage: GroupMixBlock}
+
+
+def register_fx_leaves():
+    """Register in timm what its FX tracing (its ``create_feature_extractor`` and FX tests,
+    ``features_only=True, feature_cls='fx'``) calls as one node, run eagerly: every stage (their
+    blocks compute pads, windows and masks from the map's size, on which a symbolic trace cannot
+    branch; for :data:`TRACED_STAGES`, their blocks), our :class:`~.models.layers.Linear` (its
+    kernel depends on the row count) and the stems' ``pad_for_strided_conv``
+    (``resize_pos_embed`` is wrapped where it is defined). The graph computes exactly what the eager
+    model computes. ``feature_cls='fx'`` returns each stage's own output (NHWC tokens for the
+    token families, before output norms); the default ``features_only`` (timm's getter, through
+    ``forward_intermediates``) returns the backbone's NCHW maps."""
+    stages = Stage.__subclasses__()  # (a leaf class makes its subclasses leaves too)
+    while stages:
+        cls = stages.pop()
+        register_notrace_module(TRACED_STAGES.get(cls, cls))
+        stages += cls.__subclasses__()
+    register_notrace_module(Linear)
+    register_notrace_function(pad_for_strided_conv)
+
+
+register_fx_leaves()

@@ -34,3 +34,24 @@ def test_training_forward_has_no_graph_break(cls, name):
     explanation = torch._dynamo.explain(model)(torch.randn(2, 3, 33, 47))
     assert explanation.graph_break_count == 0, [str(r.reason)[:300]
                                                 for r in explanation.break_reasons]
+
+
+@pytest.mark.parametrize('cls,name', [c for c in CLASSES if c[0].__name__ == 'FLattenSwin'],
+                         ids=['FLattenSwin'])
+def test_dynamic_compile_serves_other_sizes_without_recompiling(cls, name):
+    """``compile_dynamic`` (``tools/test.py --compile``, ``benchmark.py --compile``): a second
+    image size (shifted windows, pads and masks all computed from it) reuses the graph of the
+    first; the compiled forward computes the eager one at both."""
+    from torch._dynamo.utils import counters
+
+    from groupmix_backbones.deployment import compile_dynamic
+    model = compile_dynamic(build(cls, name).eval(), backend='eager')  # dynamo's guards
+    counters.clear()
+    graphs = []
+    with torch.no_grad():
+        for h, w in ((45, 61), (67, 53)):
+            x = torch.randn(2, 3, h, w)
+            for got, want in zip(model(x), model.forward(x)):  # forward: the eager module
+                torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+            graphs.append(counters['stats']['unique_graphs'])
+    assert graphs == [1, 1], graphs

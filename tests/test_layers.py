@@ -164,12 +164,14 @@ class CountOps(TorchFunctionMode):
 
 
 @pytest.mark.parametrize('shape', [(2, 300, 48), (4, 7, 9, 48), (3, 48)])
-def test_linear_rows_as_a_convolution_compute_nn_linear(shape):
+def test_linear_rows_as_a_convolution_compute_nn_linear(shape, monkeypatch):
     """layers.Linear: the parameters, names and init of nn.Linear; many rows on CPU go through a
-    1x1 convolution, few rows and tracing through F.linear; outputs and gradients agree."""
+    1x1 convolution (where chosen), few rows and tracing through F.linear; outputs and gradients
+    agree."""
     from mmengine.model import initialize
 
-    from groupmix_backbones.models.layers import Linear
+    from groupmix_backbones.models.layers import Linear, linear
+    monkeypatch.setattr(linear, 'CPU_KERNEL', 'conv')
     torch.manual_seed(0)
     ours, reference = Linear(48, 80), torch.nn.Linear(48, 80)
     reference.load_state_dict(ours.state_dict())
@@ -191,3 +193,30 @@ def test_linear_rows_as_a_convolution_compute_nn_linear(shape):
     assert 'aten::linear' in str(traced.graph) and 'conv' not in str(traced.graph)
     initialize(ours, dict(type='Constant', layer='Linear', val=0.5, bias=0.))
     assert (ours.weight == 0.5).all()  # mmengine's init finds it by its class name
+
+
+def test_linear_kernel_is_timed_once_per_shape(monkeypatch):
+    """CPU_KERNEL 'auto': the faster kernel is timed once per weight shape and row bucket and
+    then kept; 'linear' keeps F.linear."""
+    from groupmix_backbones.models.layers import Linear, linear
+    monkeypatch.setattr(linear, '_CONV_FASTER', {})
+    timed = []
+    real = linear.conv_is_faster
+    monkeypatch.setattr(linear, 'conv_is_faster',
+                        lambda *args, **kwargs: timed.append(args[0]) or real(*args, **kwargs))
+    layer = Linear(32, 64)
+    for rows in (300, 400, 300, 600):
+        x = torch.randn(rows, 32)
+        layer(x)  # (the first call of a shape also times both kernels)
+        with CountOps() as ops:
+            out = layer(x)
+        chosen = linear._CONV_FASTER[(64, 32, True, torch.float32, 512 if rows < 512 else 1024,
+                                      torch.get_num_threads())]
+        assert ('conv2d' in ops.names) == chosen
+        torch.testing.assert_close(out, torch.nn.functional.linear(x, layer.weight, layer.bias),
+                                   rtol=1e-5, atol=1e-5)
+    assert timed == [512, 1024]
+    monkeypatch.setattr(linear, 'CPU_KERNEL', 'linear')
+    with CountOps() as ops:
+        layer(torch.randn(300, 32))
+    assert 'conv2d' not in ops.names and 'linear' in ops.names

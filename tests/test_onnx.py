@@ -64,6 +64,41 @@ def test_backbone_runs_at_any_size_from_one_file(cls, tmp_path):
         tuple(x.shape) for x in examples]
 
 
+class ScanOrders(torch.nn.Module):
+    """SG-Former's token orders of a significance map with many exact ties."""
+
+    def forward(self, x):
+        from groupmix_backbones.models.sgformer import SignificanceGuidedAttention
+        return torch.cat(SignificanceGuidedAttention.scan_orders(x.mean(1).round()), dim=1)
+
+
+def test_sgformer_orders_exact_ties_as_pytorch(tmp_path):
+    """ONNX's TopK orders equal values by index, as PyTorch's stable sort."""
+    module = ScanOrders()
+    path = export_onnx(module, torch.randn(2, 3, 65, 67), str(tmp_path / 'orders.onnx'))
+    checks = check_onnx(path, module, [2 * x for x in inputs([(1, 64, 64), (2, 65, 67)])],
+                        atol=0)
+    assert [error for _, error in checks] == [0, 0]
+
+
+def test_sgformer_mismatch_says_whether_token_groups_or_arithmetic_differ(tmp_path):
+    model = SGFORMER = small_backbone(next(c for c in CLASSES if c.__name__ == 'SGFormer'))
+    path = export_onnx(model, torch.randn(EXAMPLE), str(tmp_path / 'sgformer.onnx'))
+    x = inputs([(1, 64, 64)])
+    check_onnx(path, model, x, atol=ATOL)
+    guided = SGFORMER.stages[0].blocks[1].attn
+    with torch.no_grad():  # after the sort: the same token groups, other arithmetic
+        guided.aggregators[0].weight.mul_(2)
+    with pytest.raises(OnnxMismatchError, match='orders of all 1 significance-guided blocks '
+                                                'agree: the arithmetic differs'):
+        check_onnx(path, model, x, atol=ATOL)
+    with torch.no_grad():  # the significance map the guided block sorts by
+        SGFORMER.stages[0].blocks[0].attn.global_q.weight.normal_()
+    with pytest.raises(OnnxMismatchError, match=r'Token groups differ: stages\.0\.blocks\.1\.attn'
+                                                r' .* ranks \d+ of 512 tokens'):
+        check_onnx(path, model, x, atol=ATOL)
+
+
 def test_a_size_fixed_in_the_graph_is_reported(tmp_path):
     """A graph that holds the example's size (here: exported without dynamic sizes) fails the
     check loudly, naming the input size."""

@@ -11,6 +11,7 @@ from torch.overrides import TorchFunctionMode
 
 import groupmix_backbones  # noqa: F401
 from groupmix_backbones import SGFormer
+from groupmix_backbones.models.sgformer import SignificanceGuidedAttention
 from groupmix_backbones.converters import SGFORMER, recognise
 from groupmix_backbones.models import sgformer
 from groupmix_backbones.models.layers import AttentionWeights, window_cells
@@ -204,6 +205,26 @@ def test_the_significance_steers_the_guided_block():
         a = block(x, (8, 8), significance)[0]
         b = block(x, (8, 8), -significance)[0]
     assert not torch.allclose(a, b)
+
+
+def test_equal_significance_keeps_the_scan_order():
+    rows, cols = SignificanceGuidedAttention.scan_orders(torch.zeros(2, 3, 5))
+    assert torch.equal(rows, torch.arange(15).expand(2, -1))
+    assert torch.equal(cols, torch.arange(15).expand(2, -1))  # (column-scan indices)
+
+
+def test_group_of_rank_follows_the_merge():
+    attn = SGFormer(arch=TINY, pretrain_img_size=64).stages[0].blocks[1].attn
+    with torch.no_grad():  # each merged key: the sum of its group
+        for aggregator in attn.aggregators:
+            aggregator.weight.fill_(1)
+            aggregator.bias.zero_()
+    for n in (64, 77, 3136):
+        groups = attn.group_of_rank(n)
+        with torch.no_grad():
+            merged = attn.merge(torch.eye(n)[None])  # token i alone in channel i
+        assert groups.shape == (n, ) and int(groups.max()) + 1 == merged.shape[1]
+        assert torch.equal((merged[0] != 0).float().argmax(0), groups)
 
 
 def test_errors_say_what_is_valid():

@@ -12,6 +12,7 @@ from mmengine.evaluator import DumpResults
 from mmengine.runner import Runner
 
 from groupmix_backbones import fuse_modules  # registers the backbones, safe checkpoint loading
+from groupmix_backbones.deployment import compile_dynamic
 from groupmix_backbones.policy.allocator import keep_freed_cpu_memory
 from groupmix_backbones.runtime import (add_runner_args, load_cfg, prepare_cfg,
                                         process_group_closed_on_exit)
@@ -88,6 +89,9 @@ def main(argv=None):
     parser.add_argument('--metrics-out', help='also write the metrics to this JSON file')
     parser.add_argument('--fuse', action='store_true',
                         help='fold batch norms into convolutions before testing (same outputs)')
+    parser.add_argument('--compile', nargs='?', const='inductor', metavar='BACKEND',
+                        help='torch.compile the backbone and neck (default backend inductor) with '
+                        'dynamic sizes: one compilation serves every image size')
     parser.add_argument('--show-dir', help='draw the predictions of every test image here '
                         "(the library's visualizer: boxes and masks, label maps, labels)")
     parser.add_argument('--tta', action='store_true',
@@ -113,6 +117,8 @@ def main(argv=None):
     runner.load_checkpoint(args.checkpoint, strict=True)
     if args.fuse:
         fuse_modules(runner.model)
+    if args.compile:
+        compile_dynamic(runner.model, backend=args.compile)
     metrics = runner.test()
     if args.metrics_out and get_rank() == 0:
         with open(args.metrics_out, 'w') as f:

@@ -246,6 +246,11 @@ class DenseBackbone(Fusable, NoWeightDecay, BaseModule):
         return list(self._check_out_indices(indices))
 
     def check_input(self, x):
+        """A ValueError naming the shape unless ``x`` is an image batch (B >= 1, in_channels, H,
+        W). Not while tracing or compiling: an FX proxy has no shape to check, and a check of
+        symbolic sizes would only add guards (the traced ops reject a wrong input anyway)."""
+        if isinstance(x, torch.fx.Proxy) or torch.compiler.is_compiling():
+            return
         if not torch.is_tensor(x) or x.dim() != 4 or x.shape[0] < 1 or \
                 x.shape[1] != self.in_channels or min(x.shape[2:]) < 1:
             shape = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__

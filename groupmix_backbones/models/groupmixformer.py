@@ -220,7 +220,8 @@ class GroupMixStage(Stage, nn.ModuleList):
 
     def forward(self, x):
         x = self.embed(x)
-        hw_shape = tuple(x.shape[2:])
+        H, W = x.shape[2:]  # (unpacked: an FX proxy's shape unpacks, never iterates)
+        hw_shape = (H, W)
         x = image_to_tokens(x)
         for block in self:
             x = self.run_block(block, x, hw_shape)

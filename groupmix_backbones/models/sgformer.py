@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from ..registry import register_backbone
 from .base import DenseBackbone, TokenStage
 from .layers import (AttentionWeights, GridPositionEmbedding, Linear, Mlp, build_norm, check_heads,
-                     drop_path, fan_out_normal_, image_to_tokens, map_probe_cells,
+                     drop_path, exporting, fan_out_normal_, image_to_tokens, map_probe_cells,
                      pad_to_multiple, real_map, shifted_window_mask, softmax_attention,
                      tokens_to_image, window_partition, window_probe_cells, window_reverse)
 
@@ -88,7 +88,8 @@ class SGFormerStem(nn.Module):
 
     def forward(self, x):
         x = self.convs(x)
-        hw_shape = tuple(x.shape[2:])
+        H, W = x.shape[2:]  # (unpacked: an FX proxy's shape unpacks, never iterates)
+        hw_shape = (H, W)
         return self.pos_embed(self.norm(image_to_tokens(x)), hw_shape), hw_shape
 
 
@@ -273,25 +274,51 @@ class SignificanceGuidedAttention(LePEAttention):
         self.aggregators = nn.ModuleList(nn.Linear(size, 1) for size in self.group_sizes)
         self.attn_weights = AttentionWeights()
 
+    def parts(self, num_tokens):
+        """The parts of ``num_tokens`` sorted tokens (official bounds ``N // 4`` and
+        ``N // 4 * 3``, or ``N // 2``): (start, end, group size, number of groups) of each."""
+        N = num_tokens
+        bounds = [0, N // 4, N // 4 * 3, N] if len(self.fractions) == 3 else [0, N // 2, N]
+        # ceil (written so: ONNX truncates negative divisions)
+        return [(start, end, size, (end - start + size - 1) // size)
+                for start, end, size in zip(bounds, bounds[1:], self.group_sizes)]
+
     def merge(self, tokens):
         """Sorted tokens (B, N, C) -> merged tokens (B, M, C): each part of the sorted sequence
-        (official bounds ``N // 4`` and ``N // 4 * 3``, or ``N // 2``) in groups of its size."""
+        in groups of its size (the last one completed with zero tokens)."""
         B, N, C = tokens.shape
-        bounds = [0, N // 4, N // 4 * 3, N] if len(self.fractions) == 3 else [0, N // 2, N]
         merged = []
-        for start, end, size, aggregator in zip(bounds, bounds[1:], self.group_sizes,
-                                                self.aggregators):
-            groups = (end - start + size - 1) // size  # ceil; ONNX truncates negative divisions
+        for (start, end, size, groups), aggregator in zip(self.parts(N), self.aggregators):
             part = F.pad(tokens[:, start:end], (0, 0, 0, groups * size - (end - start)))
             merged.append(aggregator(part.reshape(B, groups, size, C).transpose(2, 3))[..., 0])
         return torch.cat(merged, dim=1)
+
+    def group_of_rank(self, num_tokens: int) -> torch.Tensor:
+        """The merged key (group) that each rank of ``num_tokens`` sorted tokens goes into."""
+        groups, first = [], 0
+        for start, end, size, count in self.parts(num_tokens):
+            groups.append(first + torch.arange(end - start) // size)
+            first += count
+        return torch.cat(groups)
+
+    @staticmethod
+    def scan_orders(significance):
+        """The tokens by ascending significance (B, H, W) in the row-major and in the
+        column-major scan: two (B, N) of scan indices. Equal values keep their scan order (a
+        stable sort, as ONNX's TopK orders ties), so PyTorch and ONNX Runtime order exact ties
+        alike."""
+        B, H, W = significance.shape
+        # exported: aten.sort (its stable overload has no ONNX function) -> ONNX's TopK, which
+        # orders ties by index, as the stable sort
+        stable = {} if exporting() else dict(stable=True)
+        return [scan.reshape(B, H * W).sort(dim=1, **stable)[1]
+                for scan in (significance, significance.transpose(1, 2))]
 
     def forward(self, x, hw_shape, significance):
         B, N, C = x.shape
         q = self.q(x).reshape(B, N, self.num_heads, -1).transpose(1, 2)
         H, W = hw_shape
-        by_rows = significance.reshape(B, N).sort(dim=1)[1]
-        by_cols = significance.transpose(1, 2).reshape(B, N).sort(dim=1)[1]
+        by_rows, by_cols = self.scan_orders(significance)
         # column-major scan index -> token index (a table, not ``% H * W + // H``: ONNX export
         # takes no remainder by a symbolic size)
         by_cols = torch.arange(N, device=x.device).reshape(H, W).t().flatten()[by_cols]

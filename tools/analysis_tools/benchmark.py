@@ -3,7 +3,8 @@ configs, as one table; with official clones, against the official implementation
 
     python tools/analysis_tools/benchmark.py CONFIG [CONFIG ...] [--shape H W ...] [--batch-size N]
         [--mode infer|train|both] [--backbone-only] [--repeat R] [--warmup W] [--rounds K]
-        [--device cpu|cuda] [--fuse] [--compile] [--onnxruntime] [--official-repo PATH ...]
+        [--device cpu|cuda] [--fuse] [--compile] [--onnxruntime [--int8] [--ort-optimization L]
+        [--ort-no-arena]] [--official-repo PATH ...]
         [--markdown FILE]
 
 Each model is built as in ``get_flops.py`` (SyncBN -> BN, random weights) and called on random
@@ -23,8 +24,8 @@ timed in turns with ours in this process (``--rounds`` rounds of ``--repeat`` st
 ratios (official time / ours). An official model that fails to build or run at the size says so in
 its cells.
 ``--fuse`` fuses ours for inference first (``fuse_modules``: batch norms folded; infer mode only).
-``--compile`` compiles ours with ``torch.compile`` (default backend; compilation happens in the
-warm-up, not timed); the official models stay eager. Run as a script, the process keeps freed
+``--compile`` compiles ours with ``torch.compile`` (inductor, dynamic sizes as ``tools/test.py
+--compile``: one compilation for every image size; compilation happens in the warm-up, not timed); the official models stay eager. Run as a script, the process keeps freed
 memory for reuse (``groupmix_backbones.policy.allocator.keep_freed_cpu_memory``, as the train,
 test and infer tools) and flushes denormal floats to zero, for ours and the official alike.
 ``--onnxruntime`` (infer, CPU) adds ONNX Runtime columns: ours exported as
@@ -33,6 +34,9 @@ tensor forward, traced at the input size with a batch of at least 2), checked ag
 the input, then timed in turns with ours (and the official) in this process, with torch's thread
 count as ONNX Runtime's intra-op threads; the speed-up is ours' time / ONNX Runtime's. A model that
 fails to export says so in its cell (an mmdet detector exports with ``--backbone-only`` only).
+``--int8`` adds ONNX Runtime on the export's dynamic int8 quantization (``pytorch2onnx.py
+--quantize int8``); ``--ort-optimization`` and ``--ort-no-arena`` set the session's graph
+optimisation level and memory arena (``groupmix_backbones.deployment.onnx_session``).
 """
 import argparse
 import datetime
@@ -48,7 +52,8 @@ from groupmix_backbones import fuse_modules
 from groupmix_backbones.analysis import (TensorForward, build_model, count_flops,
                                          measure_alternately)
 from groupmix_backbones.analysis.official import OFFICIAL, build_official
-from groupmix_backbones.deployment import OnnxRuntimeModel, check_onnx, export_onnx
+from groupmix_backbones.deployment import (ORT_OPTIMIZATION, OnnxRuntimeModel, check_onnx,
+                                           export_onnx, quantize_int8)
 from groupmix_backbones.policy.allocator import keep_freed_cpu_memory
 
 MODES = {'infer': 'Infer', 'train': 'Train'}
@@ -95,25 +100,30 @@ def build_rows(config, args):
         yield label, shape, ours, official, params, flops
 
 
-def onnx_runtime_model(ours, inputs, folder):
+def onnx_runtime_models(ours, inputs, folder, args):
     """``ours`` exported to ONNX at the input's size (a batch of at least 2) and checked against
-    PyTorch on ``inputs``, as an ONNX Runtime session with torch's thread count; or the text of
-    why not."""
+    PyTorch on ``inputs``, as ONNX Runtime sessions with torch's thread count and the ``--ort-*``
+    options: float32, and with ``--int8`` its dynamic int8 quantization; or the text of why
+    not."""
     path = osp.join(folder, 'model.onnx')
     example = torch.randn(max(2, len(inputs)), *inputs.shape[1:])
     try:
         export_onnx(ours, example, path)
         check_onnx(path, ours, [inputs.cpu()], atol=1e-3)
     except Exception as error:  # what did not export is a cell of the table
-        return f'fails to export ({type(error).__name__})'
-    return OnnxRuntimeModel(path, threads=torch.get_num_threads())
+        return [f'fails to export ({type(error).__name__})'] * (1 + args.int8)
+    options = dict(threads=torch.get_num_threads(), optimization=args.ort_optimization,
+                   arena=args.ort_arena)
+    paths = [path] + ([quantize_int8(path, osp.join(folder, 'int8.onnx'))] if args.int8 else [])
+    return [OnnxRuntimeModel(file, **options) for file in paths]
 
 
-def measure_row(ours, official, inputs, mode, args, onnx=None):
-    """``(ours, official, onnx)`` results of ``mode``: ours (seconds, peak); the official model's
-    and ONNX Runtime's (seconds, peak), the text of a failure, or None. ``official`` and ``onnx``
-    are a model, None or the text of a failure to build (ONNX Runtime times inference only)."""
-    others = [official, onnx if mode == 'infer' else None]
+def measure_row(ours, official, inputs, mode, args, onnx=()):
+    """``(ours, official, *onnx)`` results of ``mode``: ours (seconds, peak); the official
+    model's and each ONNX Runtime session's (seconds, peak), the text of a failure, or None.
+    ``official`` and each of ``onnx`` are a model, None or the text of a failure to build (ONNX
+    Runtime times inference only)."""
+    others = [official, *(onnx if mode == 'infer' else [None] * len(onnx))]
     runnable = [i for i, other in enumerate(others) if isinstance(other, torch.nn.Module)]
     timing = dict(rounds=args.rounds, repeat=args.repeat, warmup=args.warmup)
     try:
@@ -146,14 +156,15 @@ def other_cells(batch, seconds, theirs, mode, with_peak=True, speed_up_of_theirs
 def row_cells(label, shape, batch, params, flops, results, with_official, with_onnx=False):
     cells = [label, f'{batch}x{shape[0]}x{shape[1]}', f'{params / 1e6:.2f}',
              '-' if flops is None else f'{flops / 1e9:.2f}']
-    for mode, ((seconds, peak), theirs, onnx) in results.items():
+    for mode, ((seconds, peak), theirs, *onnx) in results.items():
         value = f'{batch / seconds:.3g}' if mode == 'infer' else f'{seconds * 1e3:.0f}'
         cells += [value, f'{peak * 2 ** -20:.0f}']
         if with_official:
             cells += other_cells(batch, seconds, theirs, mode)
         if with_onnx and mode == 'infer':
-            cells += other_cells(batch, seconds, onnx, mode, with_peak=False,
-                                 speed_up_of_theirs=True)
+            for session in onnx:
+                cells += other_cells(batch, seconds, session, mode, with_peak=False,
+                                     speed_up_of_theirs=True)
     return cells
 
 
@@ -168,7 +179,8 @@ def header(modes, with_official, args):
             cells += [f'Official {mode} {unit}', f'Official {mode} peak (MiB)',
                       f'{MODES[mode]} speed-up']
         if args.onnxruntime and mode == 'infer':
-            cells += [f'ONNX Runtime {mode} {unit}', 'ONNX Runtime speed-up over ours']
+            for kind in ['ONNX Runtime'] + (['ONNX Runtime int8'] if args.int8 else []):
+                cells += [f'{kind} {mode} {unit}', f'{kind} speed-up over ours']
     return cells
 
 
@@ -213,6 +225,12 @@ def main(argv=None):
     parser.add_argument('--compile', action='store_true', help='torch.compile our models')
     parser.add_argument('--onnxruntime', action='store_true',
                         help='also time ours exported to ONNX in ONNX Runtime (infer, CPU)')
+    parser.add_argument('--int8', action='store_true',
+                        help='with --onnxruntime: also time its dynamic int8 quantization')
+    parser.add_argument('--ort-optimization', choices=ORT_OPTIMIZATION, default='all',
+                        help="ONNX Runtime's graph optimisation level (default %(default)s)")
+    parser.add_argument('--ort-no-arena', dest='ort_arena', action='store_false',
+                        help="ONNX Runtime without its CPU memory arena")
     parser.add_argument('--no-flops', dest='flops', action='store_false',
                         help='skip counting FLOPs')
     parser.add_argument('--official-repo', action='append', default=[], metavar='PATH',
@@ -229,6 +247,8 @@ def main(argv=None):
     if args.onnxruntime and (args.device != 'cpu' or 'infer' not in modes):
         parser.error('--onnxruntime times ONNX Runtime\'s CPU inference: use it with --device cpu '
                      'and --mode infer or both.')
+    if args.int8 and not args.onnxruntime:
+        parser.error('--int8 quantizes the ONNX Runtime export: add --onnxruntime.')
     rows, with_official = [], bool(args.official_repo)
     for label, shape, ours, official, params, flops in (
             row for config in args.configs for row in build_rows(config, args)):
@@ -239,8 +259,8 @@ def main(argv=None):
             official.to(args.device)
         inputs = torch.randn(args.batch_size, 3, *shape, device=args.device)
         with tempfile.TemporaryDirectory() as folder:
-            onnx = onnx_runtime_model(ours, inputs, folder) if args.onnxruntime else None
-            runner = torch.compile(ours) if args.compile else ours
+            onnx = onnx_runtime_models(ours, inputs, folder, args) if args.onnxruntime else ()
+            runner = torch.compile(ours, dynamic=True) if args.compile else ours
             results = {mode: measure_row(runner, official, inputs, mode, args, onnx)
                        for mode in modes}
         rows.append(row_cells(label, shape, args.batch_size, params, flops, results,

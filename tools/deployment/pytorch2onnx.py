@@ -2,7 +2,7 @@
 the file in ONNX Runtime against PyTorch at the export size and at a second size.
 
     python tools/deployment/pytorch2onnx.py CONFIG CHECKPOINT --out FILE.onnx [--backbone-only]
-        [--shape H W] [--check-shape H W ...] [--atol 1e-4] [--opset 18]
+        [--shape H W] [--check-shape H W ...] [--atol 1e-4] [--opset 18] [--quantize int8]
 
 mmpretrain configs export class logits, mmseg configs the segmentor's logits at the input size
 (``encode_decode``), ``--backbone-only`` the backbone's maps through the config's neck (mmdet:
@@ -14,7 +14,15 @@ The graph is traced at ``--shape`` (default 513x577 with a batch of 2: every sta
 larger than its windows, so that no size of the example is fixed in the graph), then run in ONNX
 Runtime at that size and at each ``--check-shape`` (default 224x224 and 333x517, a batch of 1).
 A file that fails or differs by more than ``--atol`` there is renamed to FILE.onnx.failed and the
-tool exits with an error naming the size and the difference.
+tool exits with an error naming the size and the difference; for an SG-Former, the error says
+whether its token groups differ (the first significance-guided block whose order differs, and how
+many tokens) or the arithmetic does.
+
+``--quantize int8`` also writes FILE.int8.onnx, ONNX Runtime's dynamic int8 quantization of the
+checked file (``groupmix_backbones.deployment.quantize_int8``), and compares it with float32: a
+classifier by the top-1 agreement on the config's test set (the demo validation images for the
+demo configs; ``--agreement-images N`` of them, all by default), other models by the largest
+difference on the check inputs.
 """
 import argparse
 import os
@@ -26,8 +34,9 @@ from mmengine.runner import load_checkpoint
 
 import groupmix_backbones  # noqa: F401  registers the backbones, makes checkpoint loading safe
 from groupmix_backbones.analysis import build_model
-from groupmix_backbones.deployment import (EXPORT_SIZE, OPSET, ExportForward, OnnxMismatchError,
-                                           check_onnx, export_onnx)
+from groupmix_backbones.deployment import (EXPORT_SIZE, INPUT_NAME, OPSET, ExportForward,
+                                           OnnxMismatchError, check_onnx, export_onnx,
+                                           onnx_session, quantize_int8)
 
 CHECK_SHAPES = ((224, 224), (333, 517))
 
@@ -51,6 +60,28 @@ def convert(config: str, checkpoint: str, out: str, *, backbone_only: bool = Fal
         raise
 
 
+def int8_agreement(config: str, float_path: str, int8_path: str, limit=None):
+    """Top-1 agreement of the int8 and float32 files on the config's test set: (agreeing,
+    images). The images go through the config's test pipeline and the model's data
+    preprocessor (normalisation), as the exported graph expects them."""
+    from mmengine.registry import DefaultScope
+    from mmengine.runner import Runner
+    cfg = Config.fromfile(config)
+    model, scope = build_model(cfg)
+    sessions = [onnx_session(path) for path in (float_path, int8_path)]
+    agree = seen = 0
+    with DefaultScope.overwrite_default_scope(scope):
+        loader = Runner.build_dataloader(cfg.test_dataloader)
+        for batch in loader:
+            inputs = model.data_preprocessor(batch, False)['inputs'].numpy()
+            labels = [session.run(None, {INPUT_NAME: inputs})[0].argmax(1) for session in sessions]
+            agree += int((labels[0] == labels[1]).sum())
+            seen += len(inputs)
+            if limit and seen >= limit:
+                break
+    return agree, seen
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config')
@@ -66,6 +97,10 @@ def main(argv=None):
     parser.add_argument('--atol', type=float, default=1e-4,
                         help='largest |ONNX Runtime - PyTorch| allowed')
     parser.add_argument('--opset', type=int, default=OPSET, help='ONNX opset (17 or later)')
+    parser.add_argument('--quantize', choices=['int8'],
+                        help='also write FILE.int8.onnx (dynamic int8) and compare it with float32')
+    parser.add_argument('--agreement-images', type=int, metavar='N',
+                        help='--quantize: compare top-1 on the first N test images (default all)')
     args = parser.parse_args(argv)
     if args.opset < 17:
         parser.error(f'--opset {args.opset}: the graphs need opset 17 or later '
@@ -85,6 +120,25 @@ def main(argv=None):
         print(f'ONNX Runtime vs PyTorch on {"x".join(map(str, shape))}: max |difference| '
               f'{error:.2g}')
     print(f'Wrote {args.out} (dynamic batch, height and width; opset {args.opset}).')
+    if args.quantize:
+        report_int8(args)
+
+
+def report_int8(args):
+    """--quantize int8: write FILE.int8.onnx and compare it with the float32 file."""
+    int8 = quantize_int8(args.out, f'{os.path.splitext(args.out)[0]}.int8.onnx')
+    scope = Config.fromfile(args.config).get('default_scope')
+    if scope == 'mmpretrain' and not args.backbone_only:
+        agree, seen = int8_agreement(args.config, args.out, int8, args.agreement_images)
+        print(f'int8 vs float32: top-1 agreement {agree}/{seen} ({100 * agree / seen:.1f}%) on '
+              f'the config\'s test images')
+    else:
+        generator = torch.Generator().manual_seed(0)
+        x = torch.randn(1, 3, 224, 224, generator=generator).numpy()
+        ref, got = (onnx_session(path).run(None, {INPUT_NAME: x}) for path in (args.out, int8))
+        error = max(float(abs(a - b).max()) for a, b in zip(ref, got))
+        print(f'int8 vs float32 on 1x3x224x224: max |difference| {error:.3g}')
+    print(f'Wrote {int8} (dynamic int8: MatMul/Gemm weights int8, activations at run time).')
 
 
 if __name__ == '__main__':

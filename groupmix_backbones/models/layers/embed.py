@@ -41,7 +41,8 @@ class ConvPatchEmbed(SavedGrids, nn.Module):
             x = tokens_to_image(x, hw_shape)
         conv = self.proj
         x = conv(pad_for_strided_conv(x, conv.kernel_size, conv.stride, conv.padding))
-        hw_shape = tuple(x.shape[2:])
+        H, W = x.shape[2:]  # (unpacked: an FX proxy's shape unpacks, never iterates)
+        hw_shape = (H, W)
         x = self.norm(image_to_tokens(x))
         if self.pos_hw:
             x = x + self.resized(self.pos_embed, self.pos_hw, hw_shape)

@@ -121,6 +121,9 @@ def resize_pos_embed(pos_embed: torch.Tensor, src_hw, dst_hw, mode: str = 'bicub
     return grid.flatten(2).transpose(1, 2)
 
 
+torch.fx.wrap('resize_pos_embed')  # one node of an FX trace, run eagerly: it branches on sizes
+
+
 class SavedGrids:
     """Mixin of modules holding parameters laid out on a square grid of the pre-training size
     (position embeddings (1, h*w, C), relative position tables (h*w, heads)).
@@ -143,8 +146,8 @@ class SavedGrids:
         hw_shape = tuple(hw_shape)
         resize = (lambda: resize_pos_embed(param, grid, hw_shape, mode=self.grid_mode,
                                            align_corners=self.grid_align_corners))
-        if exporting():  # resized in the graph, at every size
-            return resize()
+        if exporting() or isinstance(param, torch.fx.Proxy):  # resized in the graph (FX: one
+            return resize()  # node, run eagerly)
         if tuple(grid) == hw_shape:
             return param
         if (torch.is_grad_enabled() and param.requires_grad) or torch.compiler.is_compiling() \
