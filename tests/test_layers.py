@@ -199,6 +199,8 @@ def test_linear_kernel_is_timed_once_per_shape(monkeypatch):
     """CPU_KERNEL 'auto': the faster kernel is timed once per weight shape and row bucket and
     then kept; 'linear' keeps F.linear."""
     from groupmix_backbones.models.layers import Linear, linear
+    assert linear.CPU_KERNEL == 'conv'  # the default: every process rounds alike
+    monkeypatch.setattr(linear, 'CPU_KERNEL', 'auto')
     monkeypatch.setattr(linear, '_CONV_FASTER', {})
     timed = []
     real = linear.conv_is_faster

@@ -1,4 +1,5 @@
 """The linear layer of every block: ``nn.Linear`` computed the faster way on CPU."""
+import os
 import time
 from typing import Dict, Tuple
 
@@ -9,9 +10,13 @@ import torch.nn.functional as F
 from .shape import exporting
 
 MIN_ROWS = 128  # fewer rows (a pooled vector, a class token): F.linear
-#: how many rows go on CPU: ``'auto'`` (the faster of the two kernels for each shape, timed once
-#: per process, as cuDNN's benchmark mode chooses), ``'conv'`` or ``'linear'``
-CPU_KERNEL = 'auto'
+#: how many rows go on CPU: ``'conv'`` (the default), ``'linear'`` or ``'auto'`` (the faster of
+#: the two for each shape, timed once per process, as cuDNN's benchmark mode chooses: opt-in like
+#: it, since timings differ between processes, and so would a resumed run's or a test's rounding
+#: from its training's); environment variable ``GROUPMIX_LINEAR_KERNEL``
+CPU_KERNEL = os.environ.get('GROUPMIX_LINEAR_KERNEL', 'conv')
+if CPU_KERNEL not in ('conv', 'linear', 'auto'):
+    raise ValueError(f"GROUPMIX_LINEAR_KERNEL={CPU_KERNEL!r}: use 'conv', 'linear' or 'auto'")
 #: per (in, out, bias, dtype, rows rounded up to a power of 2, threads): whether the conv is faster
 _CONV_FASTER: Dict[Tuple, bool] = {}
 
