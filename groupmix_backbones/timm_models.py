@@ -117,9 +117,9 @@ class TimmClassifier(nn.Module):
 
     def group_matcher(self, coarse: bool = False) -> dict:
         """Parameter groups by stage for layer-wise learning-rate decay."""
-        stage = r'^backbone\.(?:stages|patch_embeds)\.(\d+)'
+        stage = r'^backbone\.stages\.(\d+)'
         return dict(stem=rf'^backbone\.{self.backbone.stem_name}\.',
-                    blocks=stage if coarse else [(rf'{stage}\.(?:blocks\.)?(\d+)', None),
+                    blocks=stage if coarse else [(rf'{stage}\.blocks\.(\d+)', None),
                                                  (stage, (0, )),
                                                  (r'^backbone\.out_norm', (99999, ))])
 

@@ -85,11 +85,12 @@ def test_checkpoint_of_another_arch_says_what_matched(tmp_path):
         model.init_weights()
     text = str(error.value)
     assert 'does not fit GroupMixFormer(arch=' in text and 'tensors match' in text
-    assert 'shape mismatch: patch_embeds.1.proj.pointwise.weight: checkpoint' in text
+    assert 'shape mismatch: stages.1.downsample.proj.pointwise.weight: checkpoint' in text
     assert len(text.splitlines()) < 10  # a summary, not hundreds of warning lines
     # deeper checkpoint, same widths: the extra blocks are not silently dropped
     deeper = classifier_checkpoint(tmp_path, GroupMixFormer(arch=dict(GMF, depths=[1, 1, 2, 1])))
-    with pytest.raises(CheckpointMismatchError, match=r'unexpected: backbone\.stages\.2\.1\.'):
+    with pytest.raises(CheckpointMismatchError,
+                       match=r'unexpected: backbone\.stages\.2\.blocks\.1\.'):
         load_checkpoint(torch.nn.ModuleDict(dict(backbone=GroupMixFormer(arch=GMF))), deeper)
 
 
@@ -109,7 +110,8 @@ def test_classifier_checkpoint_initialises_a_dense_backbone(tmp_path):
                                                    checkpoint=classifier_checkpoint(tmp_path,
                                                                                     source)))
     model.init_weights()
-    assert torch.equal(model.stages[0][0].cpe.weight, source.stages[0][0].cpe.weight)
+    assert torch.equal(model.stages[0].blocks[0].cpe.weight,
+                       source.stages[0].blocks[0].cpe.weight)
 
 
 def test_new_output_norms_start_fresh_but_other_missing_keys_fail(tmp_path):
@@ -119,12 +121,14 @@ def test_new_output_norms_start_fresh_but_other_missing_keys_fail(tmp_path):
     model = GroupMixFormer(arch=GMF, norm_outputs=True, init_cfg=dict(
         type='Pretrained', prefix='backbone.', checkpoint=checkpoint))
     model.init_weights()
-    assert torch.equal(model.stages[3][0].cpe.weight, source.stages[3][0].cpe.weight)
+    assert torch.equal(model.stages[3].blocks[0].cpe.weight,
+                       source.stages[3].blocks[0].cpe.weight)
     assert (model.output_norms['3'].weight == 1).all()
     state = torch.load(checkpoint, weights_only=True)
-    del state['state_dict']['backbone.stages.3.0.cpe.weight']
+    del state['state_dict']['backbone.stages.3.blocks.0.cpe.weight']
     broken = save(tmp_path, 'broken.pth', state)
-    with pytest.raises(CheckpointMismatchError, match=r'missing: backbone\.stages\.3\.0\.cpe\.weight'):
+    with pytest.raises(CheckpointMismatchError,
+                       match=r'missing: backbone\.stages\.3\.blocks\.0\.cpe\.weight'):
         load_checkpoint(torch.nn.ModuleDict(dict(backbone=GroupMixFormer(
             arch=GMF, norm_outputs=True))), broken, strict=False)
 
@@ -168,7 +172,7 @@ def test_converter_that_converts_nothing_fails(tmp_path):
 @pytest.mark.parametrize('num_heads', [1, 2, 4, 8])
 def test_groupmixformer_num_heads_option(num_heads):
     model = GroupMixFormer(arch=dict(GMF, embed_dims=[40, 40, 80, 80]), num_heads=num_heads).eval()
-    splits = model.stages[0][0].attn.crpe.splits
+    splits = model.stages[0].blocks[0].attn.crpe.splits
     assert sum(splits) == 32  # 4/5 of 40 channels, all heads covered
     with torch.no_grad():
         assert all(o.isfinite().all() for o in model(torch.randn(1, 3, 33, 47)))

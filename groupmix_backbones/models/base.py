@@ -1,6 +1,7 @@
 """What every backbone family shares: :class:`DenseBackbone` (arch resolution, stage options, the
 stage loop, output norms, init and checkpoint checks) and the stages it chains (:class:`Stage`,
 :class:`TokenStage`)."""
+import re
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -23,30 +24,18 @@ class ArchError(KeyError):
 
 
 class Stage(nn.Module):
-    """A stage runs itself: ``forward`` takes maps in its :attr:`layout` and returns maps in the
-    same layout, so that the backbone's loop only chains stages (as timm's
-    ``SwinTransformerStage``). ``'NHWC'`` maps (B, H, W, C) are tokens that carry their map's shape;
-    ``'NCHW'`` maps are images.
+    """A stage runs itself: ``forward`` takes NHWC maps (B, H, W, C), tokens that carry their
+    map's shape, and returns NHWC maps, so that the backbone's loop only chains stages (as timm's
+    ``SwinTransformerStage``). Blocks run through :meth:`run_block` (activation checkpointing when
+    the backbone's ``with_cp`` asks for it)."""
 
-    Blocks run through :meth:`run_block` (activation checkpointing when the backbone's ``with_cp``
-    asks for it). :attr:`borrowed` holds the modules a stage runs but does not register, because
-    its checkpoints keep them elsewhere in the backbone (:meth:`borrow`); they freeze with it.
-    """
-
-    layout = 'NHWC'
     with_cp = False  # set by the backbone
-    borrowed: Tuple[nn.Module, ...] = ()
 
     def run_block(self, block: nn.Module, *args):
         """Call ``block``, through activation checkpointing when ``with_cp`` and training."""
         if self.with_cp and self.training and torch.is_grad_enabled():
             return cp.checkpoint(block, *args, use_reentrant=False)
         return block(*args)
-
-    def borrow(self, name: str, module: nn.Module):
-        """Run ``module`` as ``self.<name>`` without registering it (no state dict key here)."""
-        object.__setattr__(self, name, module)
-        self.borrowed = (*self.borrowed, module)
 
 
 class TokenStage(Stage):
@@ -85,8 +74,8 @@ class DenseBackbone(Fusable, NoWeightDecay, BaseModule):
 
     A family sets :attr:`arch_zoo` (named archs), :attr:`arch_keys` (what a custom arch dict must
     give; ``depths`` among them), :attr:`optional_arch_keys` and :attr:`arch_defaults`, builds its
-    stem (the module named :attr:`stem_name`) and ``stages`` (:class:`Stage` modules, all of one
-    layout), sets :attr:`embed_dims` (channels per stage) and may ask for output norms
+    stem (the module named :attr:`stem_name`) and ``stages`` (:class:`Stage` modules), sets
+    :attr:`embed_dims` (channels per stage) and may ask for output norms
     (:meth:`build_output_norms`). The forward is the same for every family: the stem, then each
     stage on the previous one's maps; a returned map is its stage's maps through the stage's output
     norm (:meth:`stage_output`), as (B, C, H, W).
@@ -108,9 +97,16 @@ class DenseBackbone(Fusable, NoWeightDecay, BaseModule):
     optional_arch_keys: Tuple[str, ...] = ()
     #: optional arch keys with one default for every arch (the arch table's only statement of it)
     arch_defaults: Dict[str, object] = {}
-    #: the attribute holding the stem, which checkpoints name: an image -> the first stage's input
-    #: (a map in the stages' layout, or tokens and their map's shape from a patch embedding)
+    #: the attribute holding the stem, which checkpoints name: an image -> tokens (B, N, C) and
+    #: their map's shape, the first stage's input
     stem_name = 'patch_embed'
+    #: the version of the family's checkpoint keys, saved in a state dict's metadata (torch's
+    #: ``_version``); :attr:`key_renames` bring the keys of older versions to it
+    _version = 1
+    #: version v -> ``(pattern, replacement)`` regexes (``re.sub`` on the key under the
+    #: backbone's prefix) taking the keys of version ``v - 1`` to those of ``v``; written so that
+    #: they leave keys of ``v`` alone (a checkpoint without metadata may hold either)
+    key_renames: Dict[int, Sequence[Tuple[str, str]]] = {}
     #: checkpoint keys of the output norms (:meth:`build_output_norms`), which a backbone built
     #: without them may meet; those of ``norm_outputs``, which pretrained checkpoints lack (new)
     optional_state_prefixes: Tuple[str, ...] = ('out_norm.', 'output_norms.')
@@ -253,23 +249,22 @@ class DenseBackbone(Fusable, NoWeightDecay, BaseModule):
                              f'{self.in_channels}, H, W), got {shape}.')
 
     def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
-        """Image -> the first stage's input, a map in the stages' layout."""
-        x = self.get_submodule(self.stem_name)(x)
-        if isinstance(x, tuple):  # a patch embedding's tokens and map shape: an NHWC map
-            tokens, hw_shape = x
-            x = tokens.reshape(tokens.shape[0], *hw_shape, tokens.shape[-1])
-        return x
+        """Image -> the first stage's input, an NHWC map (the stem's tokens and map shape)."""
+        tokens, hw_shape = self.get_submodule(self.stem_name)(x)
+        return tokens.reshape(tokens.shape[0], *hw_shape, tokens.shape[-1])
 
     def stage_output(self, index: int, x: torch.Tensor) -> torch.Tensor:
-        """The returned map of stage ``index`` from its maps ``x``: through :meth:`output_norm`'s
-        norm (in the stage's layout), as a contiguous (B, C, H, W) tensor: compiled ops downstream
-        (mmcv's RoIAlign, CPU and CUDA) index memory as contiguous NCHW, reading the channels_last
-        maps of the stages wrongly without an error."""
+        """The returned map of stage ``index`` from its NHWC maps ``x``: through
+        :meth:`output_norm`'s norm (a batch norm on the channels-first view), as a contiguous
+        (B, C, H, W) tensor: compiled ops downstream (mmcv's RoIAlign, CPU and CUDA) index memory
+        as contiguous NCHW, reading the channels_last maps of the stages wrongly without an
+        error."""
         norm = self.output_norm(index)
-        if norm is not None:
+        if norm is not None and not isinstance(norm, _BatchNorm):
             x = norm(x)
-        if self.stages[index].layout == 'NHWC':
-            x = x.permute(0, 3, 1, 2)
+        x = x.permute(0, 3, 1, 2)
+        if isinstance(norm, _BatchNorm):
+            x = norm(x)
         return x.contiguous()
 
     def output_norm(self, index: int) -> Optional[nn.Module]:
@@ -297,9 +292,8 @@ class DenseBackbone(Fusable, NoWeightDecay, BaseModule):
 
     # ------------------------------------------------------------------ freezing and modes
     def frozen_groups(self) -> Sequence:
-        """The stem, then per stage the modules it runs: its own and those it borrows."""
-        return [self.get_submodule(self.stem_name),
-                *([stage, *stage.borrowed] for stage in self.stages)]
+        """The stem, then the stages."""
+        return [self.get_submodule(self.stem_name), *self.stages]
 
     def finish_build(self):
         """Called last by every family's ``__init__``: 4-D weights in channels_last memory format,
@@ -328,11 +322,10 @@ class DenseBackbone(Fusable, NoWeightDecay, BaseModule):
         groups = groups[:self.frozen_stages + 1] + groups[max(self.out_indices) + 2:]
         stages = [*range(self.frozen_stages), *range(max(self.out_indices) + 1, self.num_stages)]
         groups += [norm for norm in map(self.output_norm, stages) if norm is not None]
-        for group in groups:
-            for module in group if isinstance(group, (list, tuple)) else [group]:
-                module.eval()
-                for param in module.parameters():
-                    param.requires_grad = False
+        for module in groups:
+            module.eval()
+            for param in module.parameters():
+                param.requires_grad = False
 
     def train(self, mode: bool = True):
         if mode and self.fused:
@@ -377,8 +370,25 @@ class DenseBackbone(Fusable, NoWeightDecay, BaseModule):
         error messages; None when the family cannot tell."""
         return None
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args, **kwargs):
+        self.migrate_keys(state_dict, prefix, local_metadata.get('version'))
         adapt_saved_grids(self, state_dict, prefix)
         check_backbone_state(self, state_dict, prefix, optional=self.optional_state_prefixes,
                              new=self.new_state_prefixes)
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, *args, **kwargs)
+
+    def migrate_keys(self, state_dict, prefix: str, version: Optional[int]):
+        """Rename, in place, the keys under ``prefix`` of a state dict of key ``version`` to the
+        current ones (:attr:`key_renames`). A state dict without a version (no metadata: converted
+        official weights, timm's loads, mmengine's loads by prefix) is read as of the first
+        version; the renames leave current keys as they are."""
+        renames = [rule for v in range((version or 1) + 1, self._version + 1)
+                   for rule in self.key_renames.get(v, ())]
+        if not renames:
+            return
+        for key in [key for key in state_dict if key.startswith(prefix)]:
+            new = key[len(prefix):]
+            for pattern, replacement in renames:
+                new = re.sub(pattern, replacement, new)
+            if prefix + new != key:
+                state_dict[prefix + new] = state_dict.pop(key)
