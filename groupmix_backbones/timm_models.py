@@ -6,7 +6,7 @@ One class, :class:`TimmClassifier`, holds our backbone, the family's neck where 
 one (the unified family's 1x1 conv) and timm's ``ClassifierHead``, under the names of our converted
 classifier checkpoints (``backbone.*``, ``neck.*``, ``head.fc.*``): an official checkpoint goes
 through the family's rule table (:mod:`.converters`) and loads strictly. Every checkpoint file or
-URL is read by our safe loader (:func:`.policy.checkpoint.safe_torch_load`), never timm's.
+URL is read by our safe loader (:func:`.safe_checkpoint.safe_torch_load`), never timm's.
 A name timm already has keeps timm's model: ours is then skipped with a warning.
 """
 import logging
@@ -24,7 +24,7 @@ from timm.models import (adapt_input_conv, build_model_with_cfg, generate_defaul
 
 from .converters import ConversionError, describe_keys, official_state_dict, recognise
 from .models import CheckpointMismatchError, PointwiseConvPoolNeck
-from .policy.checkpoint import safe_torch_load
+from .safe_checkpoint import safe_torch_load
 from .registry import BACKBONES
 
 

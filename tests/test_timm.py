@@ -19,7 +19,7 @@ from test_unified import OFFICIAL_PARAMS as UNIFIED_PARAMS
 from test_unified import to_official as unified_official
 
 from groupmix_backbones.converters import FLATTEN, GROUPMIXFORMER, SGFORMER, STM
-from groupmix_backbones.policy.checkpoint import UnsafeCheckpointError
+from groupmix_backbones.safe_checkpoint import UnsafeCheckpointError
 from groupmix_backbones.registry import BACKBONES
 from groupmix_backbones.timm_models import (TIMM_MODELS, NameClashError, register_timm_model,
                                             register_timm_models)

@@ -11,7 +11,7 @@ from groupmix_backbones.models import FLattenCSWin, FLattenPVT, FLattenPVTv2, FL
 from groupmix_backbones.models.flatten.common import ProjectedLinearAttention
 from groupmix_backbones.models.flatten.cswin import CSWinLinearAttention, CSWinStripeAttention
 from groupmix_backbones.models.layers import ShiftedWindowAttention, SpatialReductionAttention
-from groupmix_backbones.policy.checkpoint import UnsafeCheckpointError
+from groupmix_backbones.safe_checkpoint import UnsafeCheckpointError
 from groupmix_backbones.models.loading import CheckpointMismatchError
 from groupmix_backbones.visualization import core
 from groupmix_backbones.visualization.attention import (attention_row, module_attention_map,
