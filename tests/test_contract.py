@@ -29,7 +29,7 @@ def one_block_arch(cls, name):
 
 
 def build(cls, name, **kwargs):
-    if 'final_norm' in inspect.signature(cls).parameters and getattr(cls, 'has_final_norm', True):
+    if 'final_norm' in inspect.signature(cls).parameters and 'last' in cls.norm_places:
         kwargs.setdefault('final_norm', True)  # output norms are part of the contract
     torch.manual_seed(0)
     return cls(arch=one_block_arch(cls, name), **kwargs)
@@ -120,7 +120,7 @@ def norm_image(norm, image):
                          ids=lambda c: c.__name__)
 def test_norm_outputs_norm_every_returned_map_and_freeze_with_their_stage(cls):
     name = next(iter(cls.arch_zoo))
-    if not getattr(cls, 'has_final_norm', True):
+    if 'outputs' not in cls.norm_places:
         with pytest.raises(ValueError, match='has no norm_outputs: every stage ends in its own'):
             build(cls, name, norm_outputs=True)
         return

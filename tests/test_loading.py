@@ -7,7 +7,7 @@ import torch
 from mmengine.logging import MMLogger
 from mmengine.runner.checkpoint import load_checkpoint
 
-from groupmix_backbones import FLattenPVT, FLattenSwin, GroupMixFormer
+from groupmix_backbones import FLattenPVT, FLattenPVTv2, FLattenSwin, GroupMixFormer, UnifiedSwin
 from groupmix_backbones.converters import ConversionError, FLATTEN, GROUPMIXFORMER
 from groupmix_backbones.models import CheckpointMismatchError
 
@@ -195,3 +195,24 @@ def test_flatten_norm_cfg_reaches_every_token_norm():
 def test_too_small_pretrain_img_size_is_refused():
     with pytest.raises(ValueError, match='pretrain_img_size must be an int of at least 32'):
         FLattenPVT(arch=PVT, pretrain_img_size=16)
+
+
+def test_norm_places_give_the_norms_and_the_keys_a_checkpoint_may_lack_or_leave():
+    """Each family declares where its output norms may sit; what it builds there decides which
+    checkpoint keys are left over (places built without) and which start fresh (output norms)."""
+    last = GroupMixFormer(arch=GMF, final_norm=True)
+    assert last.norms_at == ('last', ) and last.out_norm is not None
+    assert last.optional_state_prefixes == ('output_norms.', ) and not last.new_state_prefixes
+    outputs = GroupMixFormer(arch=GMF, norm_outputs=True)
+    assert outputs.optional_state_prefixes == ('out_norm.', )
+    assert outputs.new_state_prefixes == ('output_norms.', )
+    detection = UnifiedSwin(arch=dict(embed_dims=[8, 16, 32, 64], depths=[1, 1, 1, 1],
+                                      num_heads=[1, 2, 4, 8]), stage_norms=False,
+                            norm_outputs=True)
+    assert detection.optional_state_prefixes == tuple(f'stages.{i}.norm.' for i in range(4))
+    assert all(stage.norm is None for stage in detection.stages)
+    pvt_v2 = FLattenPVTv2(arch=PVT)
+    assert pvt_v2.norms_at == ('stages', ) and all(stage.norm.eps == 1e-6
+                                                   for stage in pvt_v2.stages)
+    with pytest.raises(ValueError, match='FLattenPVTv2 has no final_norm: every stage ends in'):
+        FLattenPVTv2(arch=PVT, final_norm=True)

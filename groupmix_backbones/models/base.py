@@ -16,6 +16,10 @@ from .layers.decay import NoWeightDecay
 from .loading import check_backbone_state, load_official_pretrained
 
 
+#: the places output norms sit, with their checkpoint keys (see build_output_norms)
+NORM_PLACES = {'stages': 'stages.<i>.norm.', 'last': 'out_norm.', 'outputs': 'output_norms.'}
+
+
 class ArchError(KeyError):
     """An unknown arch name or a custom arch dict with missing or unknown keys."""
 
@@ -107,10 +111,10 @@ class DenseBackbone(Fusable, NoWeightDecay, BaseModule):
     #: backbone's prefix) taking the keys of version ``v - 1`` to those of ``v``; written so that
     #: they leave keys of ``v`` alone (a checkpoint without metadata may hold either)
     key_renames: Dict[int, Sequence[Tuple[str, str]]] = {}
-    #: checkpoint keys of the output norms (:meth:`build_output_norms`), which a backbone built
-    #: without them may meet; those of ``norm_outputs``, which pretrained checkpoints lack (new)
-    optional_state_prefixes: Tuple[str, ...] = ('out_norm.', 'output_norms.')
-    new_state_prefixes: Tuple[str, ...] = ('output_norms.', )
+    #: where the family's output norms may sit (:data:`NORM_PLACES`), each with the option of
+    #: ``__init__`` that builds them (None: always built); :meth:`build_output_norms` builds them
+    #: and the checkpoint keys it may leave over or miss follow
+    norm_places: Dict[str, Optional[str]] = {'last': 'final_norm', 'outputs': 'norm_outputs'}
 
     def __init__(self, *, arch: Union[str, dict], in_channels: int = 3,
                  out_indices: Sequence[int] = (0, 1, 2, 3), frozen_stages: int = -1,
@@ -136,6 +140,7 @@ class DenseBackbone(Fusable, NoWeightDecay, BaseModule):
         self.embed_dims: List[int] = []
         self.out_norm: Optional[nn.Module] = None
         self.output_norms: Optional[nn.ModuleDict] = None
+        self.norms_at: Tuple[str, ...] = ()
         self.fused = False
 
     # ------------------------------------------------------------------ arch and options
@@ -273,22 +278,54 @@ class DenseBackbone(Fusable, NoWeightDecay, BaseModule):
             return self.output_norms[str(index)] if str(index) in self.output_norms else None
         return self.out_norm if index == self.num_stages - 1 else None
 
-    def build_output_norms(self, make_norm, *, final_norm: bool = False,
-                           norm_outputs: bool = False):
-        """Norms ``make_norm(channels)`` of returned maps, besides any norm ending a stage (which
-        the next stage reads too): with ``final_norm`` one of the last stage's map (``out_norm``,
-        the classifier's); with ``norm_outputs`` one of every returned map (``output_norms``; mmdet's
-        Swin has them too): dense heads shared across levels, such as the RPN's, train unstably
-        on stage outputs of very different scales. Classification checkpoints lack the latter;
-        they start fresh."""
-        if final_norm and norm_outputs:
-            raise ValueError(f'{type(self).__name__}: final_norm and norm_outputs are exclusive '
-                             f'(norm_outputs norms the last output too); choose one.')
-        if final_norm:
+    def build_output_norms(self, make_norm, **options: bool):
+        """Norms ``make_norm(channels)`` at the family's :attr:`norm_places` whose option is
+        among ``options`` and true, or which have no option: ``'stages'`` ends every stage with
+        one (``stages.<i>.norm``; the next stage reads it), ``'last'`` norms the last stage's map
+        (``out_norm``, the classifier's), ``'outputs'`` every returned map (``output_norms``;
+        mmdet's Swin has them too: dense heads shared across levels, such as the RPN's, train
+        unstably on stage outputs of very different scales)."""
+        name = type(self).__name__
+        unknown = [option for option, on in options.items()
+                   if on and option not in self.norm_places.values()]
+        if unknown:
+            every_stage = ': every stage ends in its own norm' if 'stages' in self.norm_places \
+                else ''
+            raise ValueError(f'{name} has no {unknown[0]}{every_stage}.')
+        self.norms_at = tuple(place for place, option in self.norm_places.items()
+                              if option is None or options.get(option))
+        if {'last', 'outputs'} <= set(self.norms_at):
+            last, outputs = self.norm_places['last'], self.norm_places['outputs']
+            raise ValueError(f'{name}: {last} and {outputs} are exclusive ({outputs} norms the '
+                             f'last output too); choose one.')
+        if 'stages' in self.norms_at:
+            for stage, dim in zip(self.stages, self.embed_dims):
+                stage.norm = make_norm(dim)
+        if 'last' in self.norms_at:
             self.out_norm = make_norm(self.embed_dims[-1])
-        if norm_outputs:
+        if 'outputs' in self.norms_at:
             self.output_norms = nn.ModuleDict(
                 {str(i): make_norm(self.embed_dims[i]) for i in self.out_indices})
+
+    def norm_prefixes(self, place: str) -> Tuple[str, ...]:
+        """The checkpoint keys (prefixes) of the norms at ``place``."""
+        if place == 'stages':
+            return tuple(f'stages.{i}.norm.' for i in range(self.num_stages))
+        return (NORM_PLACES[place], )
+
+    @property
+    def optional_state_prefixes(self) -> Tuple[str, ...]:
+        """Keys a checkpoint may have that this backbone lacks: the norms of the family's places
+        it was built without (a classifier's final norm in a dense backbone, the stage norms the
+        official STM detection backbone drops)."""
+        return tuple(prefix for place in self.norm_places if place not in self.norms_at
+                     for prefix in self.norm_prefixes(place))
+
+    @property
+    def new_state_prefixes(self) -> Tuple[str, ...]:
+        """Keys this backbone has that pretrained checkpoints lack: the norms of returned maps,
+        which start fresh."""
+        return self.norm_prefixes('outputs') if 'outputs' in self.norms_at else ()
 
     # ------------------------------------------------------------------ freezing and modes
     def frozen_groups(self) -> Sequence:

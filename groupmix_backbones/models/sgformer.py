@@ -29,6 +29,7 @@ Any input size:
   to the stage-1 map, and checkpoints of another grid load resized.
 """
 from collections import OrderedDict
+from functools import partial
 
 import torch
 import torch.nn as nn
@@ -377,6 +378,7 @@ class SGFormer(DenseBackbone):
     }
     arch_keys = ('embed_dims', 'depths', 'num_heads', 'mlp_ratios')
     optional_arch_keys = ('sr_ratios', )
+    norm_places = {'stages': None}
 
     def __init__(self, arch='s', in_channels=3, pretrain_img_size=224, qkv_bias=True, drop_rate=0.,
                  attn_drop_rate=0., drop_path_rate=0., out_indices=(0, 1, 2, 3), frozen_stages=-1,
@@ -409,9 +411,9 @@ class SGFormer(DenseBackbone):
                                          mlp_ratio=settings['mlp_ratios'][i], drop_rate=drop_rate,
                                          drop_path_rate=rate)
                            for j, rate in enumerate(rates)],
-                          downsample=ConvDownsample(dims[i - 1], dims[i]) if i else None,
-                          norm=build_norm(dict(type='LN'), dims[i], eps=1e-6))
+                          downsample=ConvDownsample(dims[i - 1], dims[i]) if i else None)
             for i, rates in enumerate(self.drop_path_rates))
+        self.build_output_norms(partial(build_norm, dict(type='LN'), eps=1e-6))
         self.finish_build()
 
     def init_module(self, module):
