@@ -1,12 +1,15 @@
 """Loading checkpoints into backbones: grids of other sizes resize (logged), init_cfg lists and
 custom inits are honoured, and checkpoints that do not fit say what matched and what to do."""
 import logging
+import os.path as osp
+from collections import OrderedDict
 
 import pytest
 import torch
 from mmengine.logging import MMLogger
 from mmengine.runner.checkpoint import load_checkpoint
 
+from conftest import REPO
 from groupmix_backbones import FLattenPVT, FLattenPVTv2, FLattenSwin, GroupMixFormer, UnifiedSwin
 from groupmix_backbones.converters import ConversionError, FLATTEN, GROUPMIXFORMER
 from groupmix_backbones.models import CheckpointMismatchError
@@ -195,6 +198,52 @@ def test_flatten_norm_cfg_reaches_every_token_norm():
 def test_too_small_pretrain_img_size_is_refused():
     with pytest.raises(ValueError, match='pretrain_img_size must be an int of at least 32'):
         FLattenPVT(arch=PVT, pretrain_img_size=16)
+
+
+def old_classifier_checkpoint(tmp_path, metadata=True):
+    """The pinned first-version GroupMixFormer (tests/data) as a classifier saved it: its keys and
+    metadata under ``backbone.``."""
+    saved = torch.load(osp.join(REPO, 'tests', 'data', 'main-5d88427_backbones.pt'),
+                       weights_only=True)['GroupMixFormer']
+    state = OrderedDict((f'backbone.{k}', v) for k, v in saved['state_dict'].items())
+    if metadata:
+        state._metadata = OrderedDict((f'backbone.{k}' if k else 'backbone', v)
+                                      for k, v in saved['state_dict']._metadata.items())
+    return saved, save(tmp_path, 'old.pth', {'state_dict': state, 'meta': {}})
+
+
+@pytest.mark.parametrize('metadata', [True, False], ids=['metadata', 'no-metadata'])
+@pytest.mark.parametrize('prefix', ['backbone.', None], ids=['prefix', 'recognised'])
+def test_init_cfg_loads_first_version_keys_strictly_with_their_outputs(tmp_path, metadata, prefix):
+    """init_cfg reads the checkpoint, keeps its metadata (key versions) under the prefix, takes a
+    whole model's backbone without one, renames older keys and loads strictly."""
+    saved, checkpoint = old_classifier_checkpoint(tmp_path, metadata)
+    model = GroupMixFormer(arch=saved['arch'], final_norm=True, init_cfg=dict(
+        type='Pretrained', checkpoint=checkpoint, prefix=prefix))
+    model.init_weights()
+    with torch.no_grad():
+        for new, old in zip(model.eval()(saved['input']), saved['outputs'], strict=True):
+            torch.testing.assert_close(new, old, rtol=1e-5, atol=1e-5)
+
+
+def test_key_version_is_honoured(tmp_path):
+    """Keys that claim the current version are not renamed: first-version keys marked version 2
+    do not fit, and the message says which."""
+    saved = torch.load(osp.join(REPO, 'tests', 'data', 'main-5d88427_backbones.pt'),
+                       weights_only=True)['GroupMixFormer']
+    state = saved['state_dict']
+    state._metadata[''] = dict(version=2)
+    with pytest.raises(CheckpointMismatchError, match=r'unexpected: patch_embeds\.0\.'):
+        GroupMixFormer(arch=saved['arch'], final_norm=True).load_state_dict(state)
+
+
+def test_prefix_not_in_checkpoint_says_what_it_has(tmp_path):
+    checkpoint = classifier_checkpoint(tmp_path, GroupMixFormer(arch=GMF))
+    model = GroupMixFormer(arch=GMF, init_cfg=dict(type='Pretrained', checkpoint=checkpoint,
+                                                   prefix='model.backbone'))
+    with pytest.raises(CheckpointMismatchError, match=r"no key under prefix 'model\.backbone\.'"
+                                                      r'.*; it has \d+ keys \(backbone\.stem'):
+        model.init_weights()
 
 
 def test_norm_places_give_the_norms_and_the_keys_a_checkpoint_may_lack_or_leave():

@@ -8,12 +8,13 @@ import torch
 import torch.nn as nn
 import torch.utils.checkpoint as cp
 from mmengine.model import BaseModule
+from mmengine.model.weight_init import PretrainedInit
 from timm.layers import trunc_normal_
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from .layers import Fusable, adapt_saved_grids, drop_path_schedule, fuse_modules
 from .layers.decay import NoWeightDecay
-from .loading import check_backbone_state, load_official_pretrained
+from .loading import check_backbone_state, load_pretrained
 
 
 #: the places output norms sit, with their checkpoint keys (see build_output_norms)
@@ -378,19 +379,23 @@ class DenseBackbone(Fusable, NoWeightDecay, BaseModule):
 
     # ------------------------------------------------------------------ init and loading
     def init_weights(self):
-        """The family's initialisation (:meth:`init_module` on every module), then mmengine's:
-        other ``init_cfg`` entries, then ``Pretrained``, whose checkpoint must fit
-        (see :func:`check_backbone_state`); an official one is converted on load."""
+        """The family's initialisation (:meth:`init_module` on every module), then mmengine's for
+        the other ``init_cfg`` entries, then each ``Pretrained`` entry's checkpoint, recognised,
+        converted when official and loaded strictly (:func:`~.loading.load_pretrained`)."""
         if self._is_init:
             return
         self.apply(self.init_module)
+        init_cfg = self.init_cfg
+        cfgs = list(init_cfg) if isinstance(init_cfg, (list, tuple)) else \
+            [init_cfg] if init_cfg else []
+        pretrained = [cfg for cfg in cfgs if cfg.get('type') in ('Pretrained', PretrainedInit)]
+        self.init_cfg = [cfg for cfg in cfgs if not any(cfg is p for p in pretrained)] or None
         try:
             super().init_weights()
-            return
-        except AssertionError as error:  # mmengine: "<prefix> is not in the pretrained model"
-            if 'is not in the pretrained model' not in str(error):
-                raise
-        load_official_pretrained(self, self.init_cfg)
+        finally:
+            self.init_cfg = init_cfg
+        for cfg in pretrained:
+            load_pretrained(self, cfg)
 
     def init_module(self, module: nn.Module):
         """Default initialisation: truncated normal for linear layers, unit LayerNorm."""
