@@ -344,10 +344,10 @@ class SGFormer(DenseBackbone):
 
     In the stages with ``sr_ratio > 1`` blocks alternate: even blocks (0, 2, ...) hybrid-scale
     attention, odd blocks significance-guided attention on the map of the block before; an odd
-    depth ends with a hybrid-scale block whose map is unused (it takes SDPA's fused path and
-    computes the map only while a hook reads it). Stages with ``sr_ratio`` 1: global
-    attention. Every stage ends with a LayerNorm, so its output is normed (the classifier averages
-    the last one).
+    depth ends with a hybrid-scale block whose map no block uses (computed all the same, from the
+    explicit softmax weights that every hybrid-scale block keeps). Stages with ``sr_ratio`` 1:
+    global attention. Every stage ends with a LayerNorm, so its output is normed (the classifier
+    averages the last one).
 
     The significance map of a hybrid-scale block is the output of its submodule
     ``stages[i].blocks[j].attn.significance`` (a :class:`SignificanceMap`, no parameters), a
