@@ -261,15 +261,16 @@ class DenseBackbone(Fusable, NoWeightDecay, BaseModule):
 
     def stage_output(self, index: int, x: torch.Tensor) -> torch.Tensor:
         """The returned map of stage ``index`` from its NHWC maps ``x``: through
-        :meth:`output_norm`'s norm (a batch norm on the channels-first view), as a contiguous
-        (B, C, H, W) tensor: compiled ops downstream (mmcv's RoIAlign, CPU and CUDA) index memory
-        as contiguous NCHW, reading the channels_last maps of the stages wrongly without an
-        error."""
+        :meth:`output_norm`'s norm (a LayerNorm on the channels last, any other norm, such as
+        BN or GN, on the channels-first view), as a contiguous (B, C, H, W) tensor: compiled ops
+        downstream (mmcv's RoIAlign, CPU and CUDA) index memory as contiguous NCHW, reading the
+        channels_last maps of the stages wrongly without an error."""
         norm = self.output_norm(index)
-        if norm is not None and not isinstance(norm, _BatchNorm):
+        channels_last = isinstance(norm, nn.LayerNorm)
+        if channels_last:
             x = norm(x)
         x = x.permute(0, 3, 1, 2)
-        if isinstance(norm, _BatchNorm):
+        if norm is not None and not channels_last:
             x = norm(x)
         return x.contiguous()
 
