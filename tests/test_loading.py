@@ -265,3 +265,14 @@ def test_norm_places_give_the_norms_and_the_keys_a_checkpoint_may_lack_or_leave(
                                                    for stage in pvt_v2.stages)
     with pytest.raises(ValueError, match='FLattenPVTv2 has no final_norm: every stage ends in'):
         FLattenPVTv2(arch=PVT, final_norm=True)
+
+
+def test_load_checkpoint_migrates_first_version_keys_of_a_whole_model(tmp_path):
+    """mmengine's load_checkpoint (load_from, resume, the inferencers) keeps the metadata: a
+    classifier saved with first-version keys loads strictly into the current backbone."""
+    saved, checkpoint = old_classifier_checkpoint(tmp_path)
+    model = torch.nn.ModuleDict(dict(backbone=GroupMixFormer(arch=saved['arch'], final_norm=True)))
+    load_checkpoint(model, checkpoint, strict=True)
+    with torch.no_grad():
+        for new, old in zip(model.backbone.eval()(saved['input']), saved['outputs'], strict=True):
+            torch.testing.assert_close(new, old, rtol=1e-5, atol=1e-5)
