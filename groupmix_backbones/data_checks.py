@@ -219,12 +219,21 @@ CHECKERS = dict(CustomDataset=classification_problems, CocoDataset=coco_problems
                 BaseSegDataset=segmentation_problems)
 
 
+def leaf_datasets(dataset):
+    """The dataset configs inside wrappers such as RepeatDataset and ConcatDataset (or
+    ``dataset`` itself)."""
+    inner = [dataset['dataset']] if dataset.get('dataset') else dataset.get('datasets') or []
+    for wrapped in inner:
+        yield from leaf_datasets(wrapped)
+    if not inner:
+        yield dataset
+
+
 def dataset_problems(dataset_cfg: dict, scope: str, decode: bool = False,
                      progress: Callable[[list], Iterable] = iter) -> Iterator[Problem]:
     """Every problem of the dataset of ``dataset_cfg`` (wrappers such as RepeatDataset and
     ConcatDataset: of each dataset inside) in the registry ``scope``. ``progress`` wraps the list
     of files to read (a progress bar)."""
-    from .runtime import leaf_datasets
     for leaf in leaf_datasets(dataset_cfg):
         dataset = build_lazily(leaf, scope)
         bases = [base.__name__ for base in type(dataset).__mro__]  # the libraries' base classes

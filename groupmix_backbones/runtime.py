@@ -11,7 +11,7 @@ import torch
 import torch.distributed as dist
 from mmengine.config import Config, DictAction
 
-from .data_checks import check_datasets
+from .data_checks import check_datasets, leaf_datasets
 from .policy import cuda_device_selection_skipped
 
 DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
@@ -45,16 +45,6 @@ def used_dataloaders(cfg: Config, command: str):
         raise ValueError(f'command must be "train" or "test", not {command!r}')
     validates = all(cfg.get(key) is not None for key in VALIDATION)
     return ('train_dataloader', 'val_dataloader') if validates else ('train_dataloader', )
-
-
-def leaf_datasets(dataset):
-    """The dataset configs inside wrappers such as RepeatDataset and ConcatDataset (or
-    ``dataset`` itself)."""
-    inner = [dataset['dataset']] if dataset.get('dataset') else dataset.get('datasets') or []
-    for wrapped in inner:
-        yield from leaf_datasets(wrapped)
-    if not inner:
-        yield dataset
 
 
 def dataset_paths(dataset):

@@ -6,12 +6,12 @@ One class, :class:`TimmClassifier`, holds our backbone, the family's neck where 
 one (the unified family's 1x1 conv) and timm's ``ClassifierHead``, under the names of our converted
 classifier checkpoints (``backbone.*``, ``neck.*``, ``head.fc.*``): an official checkpoint goes
 through the family's rule table (:mod:`.converters`) and loads strictly. Every checkpoint file or
-URL is read by our safe loader (:func:`.policy.checkpoint.safe_torch_load`), never timm's.
+URL is read by our safe loader (:func:`.safe_checkpoint.safe_torch_load`), never timm's.
 A name timm already has keeps timm's model: ours is then skipped with a warning.
 """
 import logging
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Dict, List, Optional, Tuple
 
 import torch
@@ -23,11 +23,11 @@ from timm.layers import (ClassifierHead, register_notrace_function, register_not
 from timm.models import (adapt_input_conv, build_model_with_cfg, generate_default_cfgs, is_model,
                          model_entrypoint, register_model)
 
+from . import zoo
 from .converters import ConversionError, describe_keys, official_state_dict, recognise
 from .models import CheckpointMismatchError, PointwiseConvPoolNeck, Stage
-from .models.groupmixformer import GroupMixBlock, GroupMixStage
 from .models.layers import Linear, pad_for_strided_conv
-from .policy.checkpoint import safe_torch_load
+from .safe_checkpoint import safe_torch_load
 from .registry import BACKBONES
 
 
@@ -120,9 +120,9 @@ class TimmClassifier(nn.Module):
 
     def group_matcher(self, coarse: bool = False) -> dict:
         """Parameter groups by stage for layer-wise learning-rate decay."""
-        stage = r'^backbone\.(?:stages|patch_embeds)\.(\d+)'
+        stage = r'^backbone\.stages\.(\d+)'
         return dict(stem=rf'^backbone\.{self.backbone.stem_name}\.',
-                    blocks=stage if coarse else [(rf'{stage}\.(?:blocks\.)?(\d+)', None),
+                    blocks=stage if coarse else [(rf'{stage}\.blocks\.(\d+)', None),
                                                  (stage, (0, )),
                                                  (r'^backbone\.out_norm', (99999, ))])
 
@@ -190,10 +190,18 @@ class TimmClassifier(nn.Module):
                 raise ConversionError(
                     f'Not a checkpoint of {ours}: expected an official one or ours (backbone.* '
                     f'keys); found {describe_keys(state)}.')
-        first_conv = f'{getattr(self, "pretrained_cfg", {}).get("first_conv")}.weight'
+        first_conv = f'{self.first_conv}.weight'
         if self.in_chans != 3 and first_conv in state:
             state[first_conv] = adapt_input_conv(self.in_chans, state[first_conv])
         return state
+
+    @property
+    def first_conv(self) -> str:
+        """The module name of the convolution that reads the image: the stem's first."""
+        stem = self.backbone.stem_name
+        return next(f'backbone.{stem}.{name}' for name, module in
+                    self.backbone.get_submodule(stem).named_modules()
+                    if isinstance(module, nn.Conv2d))
 
     def load_pretrained(self, path: str):
         """timm's custom load (``pretrained=True``, a ``file`` or downloaded ``url``): the
@@ -230,103 +238,73 @@ class TimmModel:
     neck_expand_ratio: Optional[float] = None
 
 
-def _family(backbone: str, *, first_conv: str, paper_ids: str, repo: str, **options):
-    """A maker of :class:`TimmModel` entries of one family: ImageNet mean and std, bicubic."""
+def _family(backbone: str, *, paper_ids: str, repo: str, **options):
+    """A maker of :class:`TimmModel` entries of one family: ImageNet mean and std, bicubic; the
+    weights are the catalogue's (:func:`_with_weights`). The first conv (for ``in_chans``) is the
+    model's own (:attr:`TimmClassifier.first_conv`)."""
 
-    def entry(arch: str, *, size: int = 224, crop_pct: float = 0.875, url=None,
-              weights_page: Optional[str] = None) -> TimmModel:
-        notes = None
-        if weights_page:
-            notes = (f'The official weights are on a download page ({weights_page}), not a file: '
-                     'download one and pass pretrained_cfg_overlay=dict(file=PATH).', )
-        cfg = dict(url=url, custom_load=True, num_classes=1000, input_size=(3, size, size),
+    def entry(arch: str, *, size: int = 224, crop_pct: float = 0.875) -> TimmModel:
+        cfg = dict(custom_load=True, num_classes=1000, input_size=(3, size, size),
                    pool_size=(size // 32, ) * 2, crop_pct=crop_pct, interpolation='bicubic',
-                   mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD, first_conv=first_conv,
-                   classifier='head.fc', origin_url=weights_page or f'https://github.com/{repo}',
-                   paper_ids=paper_ids, notes=notes)
+                   mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD, classifier='head.fc',
+                   origin_url=f'https://github.com/{repo}', paper_ids=paper_ids)
         return TimmModel(backbone, arch, cfg, **options)
 
     return entry
 
 
-# Sources (2026-12-02): each official README's weight links; test transforms from the official
-# data pipelines: GroupMixFormer and FLatten (Swin's data/build.py: resize 256/224, centre crop,
-# bicubic; FLatten-Swin-B-384 TEST.CROP False), SG-Former (timm 0.3.4's vision_transformer._cfg:
-# crop 0.9), STM-Evaluation (main.py --crop_pct 0.875). All use ImageNet's mean and std.
-_SHAREPOINT = 'https://connecthkuhk-my.sharepoint.com/:f:/g/personal/rhettgee_connect_hku_hk/'
-_TSINGHUA = 'https://cloud.tsinghua.edu.cn/f/{}/?dl=1'
-_STM_RELEASE = 'https://github.com/OpenGVLab/STM-Evaluation/releases/download/cls-ckpt/'
+def _with_weights(name: str, model: TimmModel) -> TimmModel:
+    """``model`` with the official weights of :mod:`.zoo`: a file timm downloads (cached as
+    ``<name>.pth`` where its URL names no file) or a download page, said in the notes."""
+    url, page = zoo.official_weights(model.backbone, model.arch)
+    if url and not url.split('?')[0].endswith('.pth'):
+        url = (url, f'{name}.pth')
+    cfg = dict(model.cfg, url=url)
+    if page:
+        cfg.update(origin_url=page, notes=(
+            f'The official weights are on a download page ({page}), not a file: download one and '
+            'pass pretrained_cfg_overlay=dict(file=PATH).', ))
+    return replace(model, cfg=cfg)
 
-_groupmixformer = _family('GroupMixFormer', first_conv='backbone.stem.0.conv',
-                          paper_ids='arXiv:2311.15157', repo='AILab-CVC/GroupMixFormer',
-                          backbone_args=dict(final_norm=True))
-_flatten_pvt = _family('FLattenPVT', first_conv='backbone.patch_embed.proj',
-                       paper_ids='arXiv:2308.00442', repo='LeapLabTHU/FLatten-Transformer')
-_flatten_pvt_v2 = _family('FLattenPVTv2', first_conv='backbone.patch_embed.proj',
-                          paper_ids='arXiv:2308.00442', repo='LeapLabTHU/FLatten-Transformer')
-_flatten_swin = _family('FLattenSwin', first_conv='backbone.patch_embed.proj',
-                        paper_ids='arXiv:2308.00442', repo='LeapLabTHU/FLatten-Transformer',
-                        backbone_args=dict(final_norm=True))
-_flatten_cswin = _family('FLattenCSWin', first_conv='backbone.patch_embed.proj',
-                         paper_ids='arXiv:2308.00442', repo='LeapLabTHU/FLatten-Transformer',
+
+# Test transforms from the official data pipelines: GroupMixFormer and FLatten (Swin's
+# data/build.py: resize 256/224, centre crop, bicubic; FLatten-Swin-B-384 TEST.CROP False),
+# SG-Former (timm 0.3.4's vision_transformer._cfg: crop 0.9), STM-Evaluation (main.py --crop_pct
+# 0.875). All use ImageNet's mean and std.
+_groupmixformer = _family('GroupMixFormer', paper_ids='arXiv:2311.15157',
+                          repo='AILab-CVC/GroupMixFormer', backbone_args=dict(final_norm=True))
+_flatten_pvt = _family('FLattenPVT', paper_ids='arXiv:2308.00442',
+                       repo='LeapLabTHU/FLatten-Transformer')
+_flatten_pvt_v2 = _family('FLattenPVTv2', paper_ids='arXiv:2308.00442',
+                          repo='LeapLabTHU/FLatten-Transformer')
+_flatten_swin = _family('FLattenSwin', paper_ids='arXiv:2308.00442',
+                        repo='LeapLabTHU/FLatten-Transformer', backbone_args=dict(final_norm=True))
+_flatten_cswin = _family('FLattenCSWin', paper_ids='arXiv:2308.00442',
+                         repo='LeapLabTHU/FLatten-Transformer',
                          backbone_args=dict(final_norm=True))
-_sgformer = _family('SGFormer', first_conv='backbone.patch_embed.convs.0.conv',
-                    paper_ids='arXiv:2308.12216', repo='OliverRensu/SG-Former')
-
-
-def _tsinghua(file_id: str, name: str) -> Tuple[str, str]:
-    """A TsinghuaCloud download (its URL names no file) and the file name to cache it under."""
-    return _TSINGHUA.format(file_id), f'{name}.pth'
-
+_sgformer = _family('SGFormer', paper_ids='arXiv:2308.12216', repo='OliverRensu/SG-Former')
 
 TIMM_MODELS: Dict[str, TimmModel] = {
-    'groupmixformer_mini': _groupmixformer('mini', weights_page=_SHAREPOINT + (
-        'EuH7I7RGUSVHhD46RTECpesBqJVyACRzmBDwBXYWRxcDtg?e=Qvexbk')),
-    'groupmixformer_tiny': _groupmixformer('tiny', weights_page=_SHAREPOINT + (
-        'EnRAzY3LalhGmqx91sEIqrUBLoa5ISS9kOw1ujNcOWSrzA?e=vkCUTZ')),
-    'groupmixformer_small': _groupmixformer('small', weights_page=_SHAREPOINT + (
-        'Em7lUESSPaFPowQotlsUi1sBjA9uVldOUi2mbqdF40Uktw?e=ExCTeU')),
-    'groupmixformer_base': _groupmixformer('base', weights_page=_SHAREPOINT + (
-        'Env1DBxPFZpMifAaVhHpKYgB3O4urE34o4b9_g4Jr-JfQQ?e=C6ed1c')),
-    # the official README links L to the M folder
-    'groupmixformer_large': _groupmixformer('large', weights_page=_SHAREPOINT + (
-        'EuH7I7RGUSVHhD46RTECpesBqJVyACRzmBDwBXYWRxcDtg?e=Qvexbk')),
-    'flatten_pvt_tiny': _flatten_pvt('tiny', url=_tsinghua('3ab1d773f19d45648690',
-                                                           'flatten_pvt_tiny')),
-    'flatten_pvt_small': _flatten_pvt('small'),
-    'flatten_pvt_medium': _flatten_pvt('medium'),
-    'flatten_pvt_large': _flatten_pvt('large'),
-    'flatten_pvt_v2_b0': _flatten_pvt_v2('b0', url=_tsinghua('5d1f01532b104da28e7b',
-                                                             'flatten_pvt_v2_b0')),
-    **{f'flatten_pvt_v2_{arch}': _flatten_pvt_v2(arch) for arch in ('b1', 'b2', 'b3', 'b4', 'b5')},
-    'flatten_swin_tiny': _flatten_swin('tiny', url=_tsinghua('e1518e76703e4e57a7f2',
-                                                             'flatten_swin_tiny')),
-    'flatten_swin_small': _flatten_swin('small', url=_tsinghua('94188e52af354bf4a88b',
-                                                               'flatten_swin_small')),
-    'flatten_swin_base': _flatten_swin('base', url=_tsinghua('7a9e5186bad04e7fb3a9',
-                                                             'flatten_swin_base')),
-    'flatten_swin_base_384': _flatten_swin('base_384', size=384, crop_pct=1.0, url=_tsinghua(
-        '0d0330cf2e5249f1abb6', 'flatten_swin_base_384')),
-    'flatten_cswin_tiny': _flatten_cswin('tiny', url=_tsinghua('48ba765ba8b0451d9d5a',
-                                                               'flatten_cswin_tiny')),
-    'flatten_cswin_small': _flatten_cswin('small'),
-    'flatten_cswin_base': _flatten_cswin('base'),
+    **{f'groupmixformer_{arch}': _groupmixformer(arch)
+       for arch in ('mini', 'tiny', 'small', 'base', 'large')},
+    **{f'flatten_pvt_{arch}': _flatten_pvt(arch) for arch in ('tiny', 'small', 'medium', 'large')},
+    **{f'flatten_pvt_v2_{arch}': _flatten_pvt_v2(arch)
+       for arch in ('b0', 'b1', 'b2', 'b3', 'b4', 'b5')},
+    **{f'flatten_swin_{arch}': _flatten_swin(arch) for arch in ('tiny', 'small', 'base')},
+    'flatten_swin_base_384': _flatten_swin('base_384', size=384, crop_pct=1.0),
+    **{f'flatten_cswin_{arch}': _flatten_cswin(arch) for arch in ('tiny', 'small', 'base')},
     'flatten_cswin_base_384': _flatten_cswin('base_384', size=384),
-    **{f'sgformer_{arch}': _sgformer(arch, crop_pct=0.9, weights_page=(
-        'https://drive.google.com/drive/folders/1ZJDEwxDffqqqzBC2SzhOkpWpGRweDsE4'))
-       for arch in ('s', 'm', 'b')},
+    **{f'sgformer_{arch}': _sgformer(arch, crop_pct=0.9) for arch in ('s', 'm', 'b')},
 }
-# the unified family: official name, our class, the release's file name
-for _mixer, _backbone, _file in (('halo', 'UnifiedHaloNet', 'halonet'),
-                                 ('pvt', 'UnifiedPVT', 'pvt'), ('swin', 'UnifiedSwin', 'swin'),
-                                 ('convnext', 'UnifiedConvNeXt', 'convnext'),
-                                 ('dcn_v3', 'UnifiedInternImage', 'internimage')):
-    _unified = _family(_backbone, first_conv='backbone.patch_embed.conv1.proj',
-                       paper_ids='arXiv:2211.05781', repo='OpenGVLab/STM-Evaluation',
+# the unified family: official name, our class
+for _mixer, _backbone in (('halo', 'UnifiedHaloNet'), ('pvt', 'UnifiedPVT'),
+                          ('swin', 'UnifiedSwin'), ('convnext', 'UnifiedConvNeXt'),
+                          ('dcn_v3', 'UnifiedInternImage')):
+    _unified = _family(_backbone, paper_ids='arXiv:2211.05781', repo='OpenGVLab/STM-Evaluation',
                        neck_expand_ratio=1.5)
     for _size in ('micro', 'tiny', 'small', 'base'):
-        TIMM_MODELS[f'unified_{_mixer}_{_size}'] = _unified(
-            _size, url=f'{_STM_RELEASE}unified_{_file}_{_size}.pth')
+        TIMM_MODELS[f'unified_{_mixer}_{_size}'] = _unified(_size)
+TIMM_MODELS = {name: _with_weights(name, model) for name, model in TIMM_MODELS.items()}
 
 default_cfgs = generate_default_cfgs({name: model.cfg for name, model in TIMM_MODELS.items()})
 
@@ -400,17 +378,11 @@ def register_timm_models(names=None):
 register_timm_models()
 
 
-#: stages that FX traces through, with their blocks as leaves instead: a stage that runs modules
-#: it borrows (GroupMixFormer's patch embeddings) must call them in the graph, which keeps only the
-#: modules it calls (they then have parameters there, under the names that hold them)
-TRACED_STAGES = {GroupMixStage: GroupMixBlock}
-
-
 def register_fx_leaves():
     """Register in timm what its FX tracing (its ``create_feature_extractor`` and FX tests,
     ``features_only=True, feature_cls='fx'``) calls as one node, run eagerly: every stage (their
     blocks compute pads, windows and masks from the map's size, on which a symbolic trace cannot
-    branch; for :data:`TRACED_STAGES`, their blocks), our :class:`~.models.layers.Linear` (its
+    branch), our :class:`~.models.layers.Linear` (its
     kernel depends on the row count) and the stems' ``pad_for_strided_conv``
     (``resize_pos_embed`` is wrapped where it is defined). The graph computes exactly what the eager
     model computes. ``feature_cls='fx'`` returns each stage's own output (NHWC tokens for the
@@ -419,7 +391,7 @@ def register_fx_leaves():
     stages = Stage.__subclasses__()  # (a leaf class makes its subclasses leaves too)
     while stages:
         cls = stages.pop()
-        register_notrace_module(TRACED_STAGES.get(cls, cls))
+        register_notrace_module(cls)
         stages += cls.__subclasses__()
     register_notrace_module(Linear)
     register_notrace_function(pad_for_strided_conv)

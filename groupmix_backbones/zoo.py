@@ -1,10 +1,13 @@
 """The model zoo's facts: for each backbone class and arch, what its paper or official repository
 reports (ImageNet-1k top-1, COCO Mask R-CNN box/mask AP, ADE20K UperNet mIoU), where it says so,
-and the official weights. Plain data, importable without side effects; ``tools/model_zoo.py``
-turns it into ``docs/model_zoo.md`` and OpenMMLab metafiles, and other tools may read the URLs.
+and the official weights: the one catalogue of them. Plain data, importable without side effects;
+``tools/model_zoo.py`` turns it into ``docs/model_zoo.md`` and OpenMMLab metafiles, and the timm
+registrations (:mod:`.timm_models`) take their weights from :func:`official_weights`.
 
 Only numbers that a source states for one arch are here; a missing key means not published there.
 """
+from typing import Optional, Tuple
+
 from .converters import DETECTION_RESULTS, FLATTEN, GROUPMIXFORMER, SGFORMER, STM
 
 
@@ -56,6 +59,9 @@ _GMF_WEIGHTS = ('https://connecthkuhk-my.sharepoint.com/:f:/g/personal/'
                 'rhettgee_connect_hku_hk/')
 _FLATTEN_WEIGHTS = 'https://cloud.tsinghua.edu.cn/f/'
 _STM_WEIGHTS = 'https://github.com/OpenGVLab/STM-Evaluation/releases/download/'
+_SGFORMER_WEIGHTS = 'https://drive.google.com/drive/folders/1ZJDEwxDffqqqzBC2SzhOkpWpGRweDsE4'
+#: the official weights that are folders to download from by hand, not files
+_DOWNLOAD_PAGES = (_GMF_WEIGHTS, _SGFORMER_WEIGHTS)
 
 #: (class, arch) -> top1 (ImageNet-1k, at ``resolution``, default 224), box_ap / mask_ap (COCO
 #: Mask R-CNN, schedule ``det_schedule``: '1x', '3x' or None where the source does not say),
@@ -119,8 +125,7 @@ MODELS = {
 }
 
 for _arch in ('s', 'm', 'b'):
-    MODELS['SGFormer', _arch]['weights'] = (
-        'https://drive.google.com/drive/folders/1ZJDEwxDffqqqzBC2SzhOkpWpGRweDsE4')
+    MODELS['SGFormer', _arch]['weights'] = _SGFORMER_WEIGHTS
 del _arch
 
 #: the unified family: top-1 (README); the Mask R-CNN 1x box / mask AP and detector weights
@@ -141,3 +146,13 @@ for _cls, (_name, _archs) in _STM.items():
             weights=f'{_STM_WEIGHTS}cls-ckpt/unified_{_name}_{_arch}.pth',
             detector_weights=_detector)
 del _cls, _name, _archs, _arch, _top1, _box_ap, _mask_ap, _detector
+
+
+def official_weights(name: str, arch: str) -> Tuple[Optional[str], Optional[str]]:
+    """``(url, page)`` of the official ImageNet weights of backbone class ``name``, ``arch``: the
+    URL of the file, or the page (a folder) to download it from by hand; ``(None, None)`` where
+    none are published."""
+    url = MODELS.get((name, arch), {}).get('weights')
+    if url and url.startswith(_DOWNLOAD_PAGES):
+        return None, url
+    return url, None

@@ -21,9 +21,9 @@ from mmengine.runner.checkpoint import _load_checkpoint
 from timm.scheduler import CosineLRScheduler
 
 from groupmix_backbones.converters import FLATTEN, SGFORMER
-from groupmix_backbones.policy import checkpoint
-from groupmix_backbones.policy.checkpoint import (CorruptCheckpointError, UnsafeCheckpointError,
-                                                  add_safe_globals, safe_torch_load)
+from groupmix_backbones import safe_checkpoint as checkpoint
+from groupmix_backbones.safe_checkpoint import (CorruptCheckpointError, UnsafeCheckpointError,
+                                                add_safe_globals, safe_torch_load)
 
 
 def mmengine_like_checkpoint():

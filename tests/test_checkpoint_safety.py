@@ -33,8 +33,8 @@ from mmengine.runner import checkpoint as mmengine_checkpoint
 
 import groupmix_backbones  # noqa: F401
 from conftest import REPO
-from groupmix_backbones.policy import checkpoint
-from groupmix_backbones.policy.checkpoint import UnsafeCheckpointError, load_from_ceph
+from groupmix_backbones import safe_checkpoint as checkpoint
+from groupmix_backbones.safe_checkpoint import UnsafeCheckpointError, load_from_ceph
 from test_checkpoint import CfgNode as YacsCfgNode
 from test_checkpoint import assert_same, yacs_importable
 

@@ -13,7 +13,7 @@ from mmengine.registry import DefaultScope
 from torch.nn.modules.batchnorm import _BatchNorm
 
 import groupmix_backbones  # noqa: F401
-from groupmix_backbones.models.base import Stage
+from groupmix_backbones.models.base import TokenStage
 from groupmix_backbones.registry import BACKBONES
 
 ARCHS = [(cls, name) for cls in BACKBONES for name in cls.arch_zoo]
@@ -29,7 +29,7 @@ def one_block_arch(cls, name):
 
 
 def build(cls, name, **kwargs):
-    if 'final_norm' in inspect.signature(cls).parameters and getattr(cls, 'has_final_norm', True):
+    if 'final_norm' in inspect.signature(cls).parameters and 'last' in cls.norm_places:
         kwargs.setdefault('final_norm', True)  # output norms are part of the contract
     torch.manual_seed(0)
     return cls(arch=one_block_arch(cls, name), **kwargs)
@@ -120,7 +120,7 @@ def norm_image(norm, image):
                          ids=lambda c: c.__name__)
 def test_norm_outputs_norm_every_returned_map_and_freeze_with_their_stage(cls):
     name = next(iter(cls.arch_zoo))
-    if not getattr(cls, 'has_final_norm', True):
+    if 'outputs' not in cls.norm_places:
         with pytest.raises(ValueError, match='has no norm_outputs: every stage ends in its own'):
             build(cls, name, norm_outputs=True)
         return
@@ -202,22 +202,19 @@ def test_bad_inputs_and_options_say_what_is_valid(cls):
 
 @pytest.mark.parametrize('cls', BACKBONES, ids=lambda c: c.__name__)
 def test_stages_run_themselves(cls):
-    """Every stage is a :class:`Stage` whose forward takes maps of the layout it declares (one for
-    the whole backbone) and returns maps of it; the stem and the stages chained give the maps the
-    backbone returns."""
+    """Every stage is a :class:`TokenStage` (its modules registered under it: what ``.to``,
+    ``parameters`` and ``deepcopy`` see) whose forward takes NHWC maps and returns NHWC maps; the
+    stem and the stages chained give the maps the backbone returns."""
     model = build(cls, next(iter(cls.arch_zoo))).eval()
-    layouts = {stage.layout for stage in model.stages}
-    assert len(layouts) == 1 and layouts <= {'NHWC', 'NCHW'} and \
-        all(isinstance(stage, Stage) for stage in model.stages)
-    channels_last = layouts == {'NHWC'}
+    assert all(isinstance(stage, TokenStage) for stage in model.stages)
     x = torch.randn(2, 3, 45, 37)
     with torch.no_grad():
         outs = model(x)
         maps = model.forward_stem(x)
         for i, stage in enumerate(model.stages):
             maps = stage(maps)
-            shape = (maps.shape[3], *maps.shape[1:3]) if channels_last else maps.shape[1:]
-            assert (maps.shape[0], *shape) == (2, model.embed_dims[i], *expected_hw(45, 37)[i])
+            assert (maps.shape[0], maps.shape[3], *maps.shape[1:3]) == \
+                (2, model.embed_dims[i], *expected_hw(45, 37)[i])
             assert torch.equal(model.stage_output(i, maps), outs[i])
 
 

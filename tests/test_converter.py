@@ -11,7 +11,7 @@ from groupmix_backbones.converters import GROUPMIXFORMER
 TO_OFFICIAL = [
     ('backbone.stem.0.conv.', 'conv_stem.proj1.'), ('backbone.stem.0.bn.', 'conv_stem.norm1.'),
     ('backbone.stem.1.conv.', 'conv_stem.proj2.'), ('backbone.stem.1.bn.', 'conv_stem.norm2.'),
-    ('backbone.patch_embeds.', 'patch_embed_layers.'), ('backbone.out_norm.', 'norm4.'),
+    ('backbone.out_norm.', 'norm4.'),
     ('head.fc.', 'head.'), ('.attn.', '.att.'), ('.group_aggs.0.norm.', '.aggregator.norm0.'),
     ('.local_agg.conv.', '.aggregator.agg0.conv.'), ('.local_agg.norm.', '.aggregator.agg0.norm.'),
     ('.crpe.convs.', '.crpe.conv_list.'), ('.depthwise.', '.conv1.'),
@@ -20,8 +20,11 @@ TO_OFFICIAL = [
 
 
 def to_official(key):
-    if key.startswith('backbone.stages.'):
-        _, _, stage, block, rest = key.split('.', 4)
+    if key.startswith('backbone.stages.') and '.downsample.' in key:
+        _, _, stage, _, rest = key.split('.', 4)
+        key = f'patch_embed_layers.{stage}.{rest}'
+    elif key.startswith('backbone.stages.'):
+        _, _, stage, _, block, rest = key.split('.', 5)
         key = f'groupmixformer_backbone.{stage}.gma_stage.{block}.{rest}'
         key = key.replace('.cpe.', '.cpe.proj.')
         for i in (1, 2, 3):

@@ -92,3 +92,15 @@ def test_recorded_weights_are_the_efficient_attention():
     with torch.no_grad(), recording_attention(attn):  # the output keeps its linear form
         torch.testing.assert_close(attn(x, hw), plain, rtol=0, atol=0)
 
+
+
+def test_output_norms_of_any_norm_cfg_norm_the_channels():
+    """Output norms built from ``norm_cfg`` (BN, GN) norm each returned map's channels."""
+    model = GroupMixFormer(arch=TINY, norm_outputs=True,
+                           norm_cfg=dict(type='GN', num_groups=4)).eval()
+    plain = GroupMixFormer(arch=TINY, norm_cfg=dict(type='GN', num_groups=4)).eval()
+    plain.load_state_dict(model.state_dict(), strict=False)
+    x = torch.randn(1, 3, 45, 37)
+    with torch.no_grad():
+        for i, (a, b) in enumerate(zip(model(x), plain(x), strict=True)):
+            torch.testing.assert_close(a, model.output_norms[str(i)](b))

@@ -1,13 +1,16 @@
 """Loading checkpoints into backbones: grids of other sizes resize (logged), init_cfg lists and
 custom inits are honoured, and checkpoints that do not fit say what matched and what to do."""
 import logging
+import os.path as osp
+from collections import OrderedDict
 
 import pytest
 import torch
 from mmengine.logging import MMLogger
 from mmengine.runner.checkpoint import load_checkpoint
 
-from groupmix_backbones import FLattenPVT, FLattenSwin, GroupMixFormer
+from conftest import REPO
+from groupmix_backbones import FLattenPVT, FLattenPVTv2, FLattenSwin, GroupMixFormer, UnifiedSwin
 from groupmix_backbones.converters import ConversionError, FLATTEN, GROUPMIXFORMER
 from groupmix_backbones.models import CheckpointMismatchError
 
@@ -85,11 +88,12 @@ def test_checkpoint_of_another_arch_says_what_matched(tmp_path):
         model.init_weights()
     text = str(error.value)
     assert 'does not fit GroupMixFormer(arch=' in text and 'tensors match' in text
-    assert 'shape mismatch: patch_embeds.1.proj.pointwise.weight: checkpoint' in text
+    assert 'shape mismatch: stages.1.downsample.proj.pointwise.weight: checkpoint' in text
     assert len(text.splitlines()) < 10  # a summary, not hundreds of warning lines
     # deeper checkpoint, same widths: the extra blocks are not silently dropped
     deeper = classifier_checkpoint(tmp_path, GroupMixFormer(arch=dict(GMF, depths=[1, 1, 2, 1])))
-    with pytest.raises(CheckpointMismatchError, match=r'unexpected: backbone\.stages\.2\.1\.'):
+    with pytest.raises(CheckpointMismatchError,
+                       match=r'unexpected: backbone\.stages\.2\.blocks\.1\.'):
         load_checkpoint(torch.nn.ModuleDict(dict(backbone=GroupMixFormer(arch=GMF))), deeper)
 
 
@@ -109,7 +113,8 @@ def test_classifier_checkpoint_initialises_a_dense_backbone(tmp_path):
                                                    checkpoint=classifier_checkpoint(tmp_path,
                                                                                     source)))
     model.init_weights()
-    assert torch.equal(model.stages[0][0].cpe.weight, source.stages[0][0].cpe.weight)
+    assert torch.equal(model.stages[0].blocks[0].cpe.weight,
+                       source.stages[0].blocks[0].cpe.weight)
 
 
 def test_new_output_norms_start_fresh_but_other_missing_keys_fail(tmp_path):
@@ -119,12 +124,14 @@ def test_new_output_norms_start_fresh_but_other_missing_keys_fail(tmp_path):
     model = GroupMixFormer(arch=GMF, norm_outputs=True, init_cfg=dict(
         type='Pretrained', prefix='backbone.', checkpoint=checkpoint))
     model.init_weights()
-    assert torch.equal(model.stages[3][0].cpe.weight, source.stages[3][0].cpe.weight)
+    assert torch.equal(model.stages[3].blocks[0].cpe.weight,
+                       source.stages[3].blocks[0].cpe.weight)
     assert (model.output_norms['3'].weight == 1).all()
     state = torch.load(checkpoint, weights_only=True)
-    del state['state_dict']['backbone.stages.3.0.cpe.weight']
+    del state['state_dict']['backbone.stages.3.blocks.0.cpe.weight']
     broken = save(tmp_path, 'broken.pth', state)
-    with pytest.raises(CheckpointMismatchError, match=r'missing: backbone\.stages\.3\.0\.cpe\.weight'):
+    with pytest.raises(CheckpointMismatchError,
+                       match=r'missing: backbone\.stages\.3\.blocks\.0\.cpe\.weight'):
         load_checkpoint(torch.nn.ModuleDict(dict(backbone=GroupMixFormer(
             arch=GMF, norm_outputs=True))), broken, strict=False)
 
@@ -168,7 +175,7 @@ def test_converter_that_converts_nothing_fails(tmp_path):
 @pytest.mark.parametrize('num_heads', [1, 2, 4, 8])
 def test_groupmixformer_num_heads_option(num_heads):
     model = GroupMixFormer(arch=dict(GMF, embed_dims=[40, 40, 80, 80]), num_heads=num_heads).eval()
-    splits = model.stages[0][0].attn.crpe.splits
+    splits = model.stages[0].blocks[0].attn.crpe.splits
     assert sum(splits) == 32  # 4/5 of 40 channels, all heads covered
     with torch.no_grad():
         assert all(o.isfinite().all() for o in model(torch.randn(1, 3, 33, 47)))
@@ -191,3 +198,81 @@ def test_flatten_norm_cfg_reaches_every_token_norm():
 def test_too_small_pretrain_img_size_is_refused():
     with pytest.raises(ValueError, match='pretrain_img_size must be an int of at least 32'):
         FLattenPVT(arch=PVT, pretrain_img_size=16)
+
+
+def old_classifier_checkpoint(tmp_path, metadata=True):
+    """The pinned first-version GroupMixFormer (tests/data) as a classifier saved it: its keys and
+    metadata under ``backbone.``."""
+    saved = torch.load(osp.join(REPO, 'tests', 'data', 'main-5d88427_backbones.pt'),
+                       weights_only=True)['GroupMixFormer']
+    state = OrderedDict((f'backbone.{k}', v) for k, v in saved['state_dict'].items())
+    if metadata:
+        state._metadata = OrderedDict((f'backbone.{k}' if k else 'backbone', v)
+                                      for k, v in saved['state_dict']._metadata.items())
+    return saved, save(tmp_path, 'old.pth', {'state_dict': state, 'meta': {}})
+
+
+@pytest.mark.parametrize('metadata', [True, False], ids=['metadata', 'no-metadata'])
+@pytest.mark.parametrize('prefix', ['backbone.', None], ids=['prefix', 'recognised'])
+def test_init_cfg_loads_first_version_keys_strictly_with_their_outputs(tmp_path, metadata, prefix):
+    """init_cfg reads the checkpoint, keeps its metadata (key versions) under the prefix, takes a
+    whole model's backbone without one, renames older keys and loads strictly."""
+    saved, checkpoint = old_classifier_checkpoint(tmp_path, metadata)
+    model = GroupMixFormer(arch=saved['arch'], final_norm=True, init_cfg=dict(
+        type='Pretrained', checkpoint=checkpoint, prefix=prefix))
+    model.init_weights()
+    with torch.no_grad():
+        for new, old in zip(model.eval()(saved['input']), saved['outputs'], strict=True):
+            torch.testing.assert_close(new, old, rtol=1e-5, atol=1e-5)
+
+
+def test_key_version_is_honoured(tmp_path):
+    """Keys that claim the current version are not renamed: first-version keys marked version 2
+    do not fit, and the message says which."""
+    saved = torch.load(osp.join(REPO, 'tests', 'data', 'main-5d88427_backbones.pt'),
+                       weights_only=True)['GroupMixFormer']
+    state = saved['state_dict']
+    state._metadata[''] = dict(version=2)
+    with pytest.raises(CheckpointMismatchError, match=r'unexpected: patch_embeds\.0\.'):
+        GroupMixFormer(arch=saved['arch'], final_norm=True).load_state_dict(state)
+
+
+def test_prefix_not_in_checkpoint_says_what_it_has(tmp_path):
+    checkpoint = classifier_checkpoint(tmp_path, GroupMixFormer(arch=GMF))
+    model = GroupMixFormer(arch=GMF, init_cfg=dict(type='Pretrained', checkpoint=checkpoint,
+                                                   prefix='model.backbone'))
+    with pytest.raises(CheckpointMismatchError, match=r"no key under prefix 'model\.backbone\.'"
+                                                      r'.*; it has \d+ keys \(backbone\.stem'):
+        model.init_weights()
+
+
+def test_norm_places_give_the_norms_and_the_keys_a_checkpoint_may_lack_or_leave():
+    """Each family declares where its output norms may sit; what it builds there decides which
+    checkpoint keys are left over (places built without) and which start fresh (output norms)."""
+    last = GroupMixFormer(arch=GMF, final_norm=True)
+    assert last.norms_at == ('last', ) and last.out_norm is not None
+    assert last.optional_state_prefixes == ('output_norms.', ) and not last.new_state_prefixes
+    outputs = GroupMixFormer(arch=GMF, norm_outputs=True)
+    assert outputs.optional_state_prefixes == ('out_norm.', )
+    assert outputs.new_state_prefixes == ('output_norms.', )
+    detection = UnifiedSwin(arch=dict(embed_dims=[8, 16, 32, 64], depths=[1, 1, 1, 1],
+                                      num_heads=[1, 2, 4, 8]), stage_norms=False,
+                            norm_outputs=True)
+    assert detection.optional_state_prefixes == tuple(f'stages.{i}.norm.' for i in range(4))
+    assert all(stage.norm is None for stage in detection.stages)
+    pvt_v2 = FLattenPVTv2(arch=PVT)
+    assert pvt_v2.norms_at == ('stages', ) and all(stage.norm.eps == 1e-6
+                                                   for stage in pvt_v2.stages)
+    with pytest.raises(ValueError, match='FLattenPVTv2 has no final_norm: every stage ends in'):
+        FLattenPVTv2(arch=PVT, final_norm=True)
+
+
+def test_load_checkpoint_migrates_first_version_keys_of_a_whole_model(tmp_path):
+    """mmengine's load_checkpoint (load_from, resume, the inferencers) keeps the metadata: a
+    classifier saved with first-version keys loads strictly into the current backbone."""
+    saved, checkpoint = old_classifier_checkpoint(tmp_path)
+    model = torch.nn.ModuleDict(dict(backbone=GroupMixFormer(arch=saved['arch'], final_norm=True)))
+    load_checkpoint(model, checkpoint, strict=True)
+    with torch.no_grad():
+        for new, old in zip(model.backbone.eval()(saved['input']), saved['outputs'], strict=True):
+            torch.testing.assert_close(new, old, rtol=1e-5, atol=1e-5)

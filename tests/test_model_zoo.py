@@ -10,7 +10,7 @@ from mmengine.config import Config
 import groupmix_backbones  # noqa: F401
 from conftest import REPO, load_tool
 from groupmix_backbones import papers, zoo
-from groupmix_backbones.policy.checkpoint import load_from_http
+from groupmix_backbones.safe_checkpoint import load_from_http
 
 model_zoo = load_tool('tools/model_zoo.py')
 

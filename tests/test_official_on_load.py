@@ -23,7 +23,7 @@ from groupmix_backbones import UnifiedSwin
 from groupmix_backbones.converters import (DETECTION_RESULTS, STM, STM_DETECTION,
                                            ConversionError)
 from groupmix_backbones.models import CheckpointMismatchError
-from groupmix_backbones.policy.checkpoint import UnsafeCheckpointError
+from groupmix_backbones.safe_checkpoint import UnsafeCheckpointError
 from test_checkpoint_safety import Call
 from test_loading import Records
 from test_tasks import DEMOS, short_run_options

@@ -160,7 +160,7 @@ def test_tool_refuses_a_wrong_checkpoint(tmp_path):
 
 def test_tool_loads_through_the_safe_loader(tmp_path):
     """A checkpoint that would run code when unpickled is refused, not executed."""
-    from groupmix_backbones.policy.checkpoint import UnsafeCheckpointError
+    from groupmix_backbones.safe_checkpoint import UnsafeCheckpointError
     config = osp.join(REPO, 'mmpretrain_cfgs/groupmixformer/groupmixformer-micro_demo.py')
     checkpoint = tmp_path / 'evil.pth'
     torch.save({'state_dict': {}, 'payload': Config}, checkpoint)  # a class: reflective

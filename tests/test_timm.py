@@ -18,8 +18,9 @@ from test_sgformer import to_official as sgformer_official
 from test_unified import OFFICIAL_PARAMS as UNIFIED_PARAMS
 from test_unified import to_official as unified_official
 
+from groupmix_backbones import zoo
 from groupmix_backbones.converters import FLATTEN, GROUPMIXFORMER, SGFORMER, STM
-from groupmix_backbones.policy.checkpoint import UnsafeCheckpointError
+from groupmix_backbones.safe_checkpoint import UnsafeCheckpointError
 from groupmix_backbones.registry import BACKBONES
 from groupmix_backbones.timm_models import (TIMM_MODELS, NameClashError, register_timm_model,
                                             register_timm_models)
@@ -239,3 +240,25 @@ def test_a_name_timm_has_is_not_replaced():
     assert timm.models.model_entrypoint('resnet18') is resnet18
     assert timm.models.get_pretrained_cfg('resnet18') == cfg
     register_timm_model('sgformer_s')  # ours already: nothing to do, no error
+
+
+def test_weights_come_from_the_zoo_catalogue():
+    """One catalogue of official weights: every registration's file or download page is zoo's."""
+    for name, model in TIMM_MODELS.items():
+        url = model.cfg['url'][0] if isinstance(model.cfg['url'], tuple) else model.cfg['url']
+        page = model.cfg['origin_url'] if model.cfg.get('notes') else None
+        assert (url or page) == zoo.MODELS.get((model.backbone, model.arch), {}).get('weights')
+        assert not (url and page), name
+
+
+def test_first_conv_is_the_models_own():
+    """The conv ``in_chans`` adapts is found in the model (no name restated per family); an
+    in-memory official state dict is adapted through it."""
+    source = timm.create_model('unified_convnext_micro').eval()
+    assert source.first_conv == 'backbone.patch_embed.conv1.proj'
+    assert timm.create_model('groupmixformer_mini').first_conv == 'backbone.stem.0.conv'
+    official = unified_official('convnext', source.state_dict())
+    model = timm.create_model('unified_convnext_micro', pretrained=True, in_chans=2,
+                              pretrained_cfg_overlay=dict(state_dict=official))
+    stem = 'backbone.patch_embed.conv1.proj.weight'
+    assert model.state_dict()[stem].shape[1] == 2

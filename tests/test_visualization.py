@@ -1,17 +1,20 @@
 """tools/visualization/visualize_backbone.py and groupmix_backbones.visualization: the FLatten
-attention maps are the module's own attention (checked against its forward), and the drawn PNGs
-have the image's size, show the map and mark the query where asked."""
+attention maps are the module's own attention (checked against its forward), GroupMixFormer's are
+drawn on a photo, and the drawn PNGs have the image's size, show the map and mark the query where
+asked."""
+import matplotlib.cbook
 import numpy as np
 import pytest
 import torch
 import torch.nn as nn
 from PIL import Image
 
-from groupmix_backbones.models import FLattenCSWin, FLattenPVT, FLattenPVTv2, FLattenSwin
+from groupmix_backbones.models import (FLattenCSWin, FLattenPVT, FLattenPVTv2, FLattenSwin,
+                                       GroupMixFormer)
 from groupmix_backbones.models.flatten.common import ProjectedLinearAttention
 from groupmix_backbones.models.flatten.cswin import CSWinLinearAttention, CSWinStripeAttention
 from groupmix_backbones.models.layers import ShiftedWindowAttention, SpatialReductionAttention
-from groupmix_backbones.policy.checkpoint import UnsafeCheckpointError
+from groupmix_backbones.safe_checkpoint import UnsafeCheckpointError
 from groupmix_backbones.models.loading import CheckpointMismatchError
 from groupmix_backbones.visualization import core
 from groupmix_backbones.visualization.attention import (attention_row, module_attention_map,
@@ -57,11 +60,13 @@ def image_path(tmp_path_factory):
     return str(path)
 
 
-def host_files(tmp_path, host, **extra):
-    """A classifier config of ``host``'s small arch and a checkpoint of its random weights."""
+def host_files(tmp_path, host, arch=None, **extra):
+    """A classifier config of ``host``'s small arch (or ``arch``) and a checkpoint of its random
+    weights."""
+    arch = arch or SMALL_ARCHS[host]
     config = tmp_path / f'{host.__name__}.py'
-    config.write_text(CONFIG.format(type=host.__name__, arch=SMALL_ARCHS[host]))
-    backbone = randomised(host(arch=SMALL_ARCHS[host], **extra))
+    config.write_text(CONFIG.format(type=host.__name__, arch=arch))
+    backbone = randomised(host(arch=arch, **extra))
     checkpoint = tmp_path / f'{host.__name__}.pth'
     torch.save({'state_dict': {f'backbone.{k}': v for k, v in backbone.state_dict().items()},
                 'meta': {}}, checkpoint)
@@ -122,6 +127,32 @@ def test_maps_are_distributions_over_the_keys(host):
     for title, values in maps:
         assert values.dim() == 2 and (values >= 0).all(), title
         assert values.sum().item() == pytest.approx(1, abs=1e-4), title
+
+
+def test_groupmixformer_draws_group_mix_attention_on_a_photo(tmp_path):
+    """GroupMixFormer's probe drawn: one map per block over a photo (matplotlib's sample, made
+    small), each the query's weights over the keys (a distribution), with the query marked."""
+    photo = tmp_path / 'photo.png'
+    Image.open(matplotlib.cbook.get_sample_data('grace_hopper.jpg')).convert('RGB').resize(
+        IMAGE_HW[::-1]).save(photo)
+    arch = dict(embed_dims=[40, 40, 80, 80], depths=[1, 2, 1, 1], mlp_ratios=[2, 2, 2, 2])
+    config, checkpoint, backbone = host_files(tmp_path, GroupMixFormer, arch=arch)
+    maps = core.visualize(backbone, torch.randn(1, 3, *IMAGE_HW), query=(0.4, 0.7))
+    assert [title for title, _ in maps] == [
+        'stage1.block1 group-mix', 'stage2.block1 group-mix', 'stage2.block2 group-mix',
+        'stage3.block1 group-mix', 'stage4.block1 group-mix']
+    for (title, values), stride in zip(maps, (4, 8, 8, 16, 32)):
+        assert values.shape == tuple(-(-size // stride) for size in IMAGE_HW), title
+        assert (values >= 0).all() and values.sum().item() == pytest.approx(1, abs=1e-4), title
+    paths = tool.main([config, checkpoint, str(photo), '--out-dir', str(tmp_path / 'out'),
+                       '--query', '0.25', '66'])
+    image = np.asarray(Image.open(photo))
+    assert len(paths) == 5
+    for path in paths:
+        png = np.asarray(Image.open(path).convert('RGB'))
+        assert png.shape == image.shape and map_colours(png, image).std(0).max() > 10
+        centre = mark_centre(png)
+        assert abs(centre[0] - 18) <= 1 and abs(centre[1] - 66) <= 1
 
 
 @pytest.mark.parametrize('module', [
@@ -278,10 +309,10 @@ def test_errors_say_what_to_do(image_path, tmp_path, in_repo):
     not_image.write_text('not an image')
     with pytest.raises(ValueError, match='not an image'):
         tool.main([config, checkpoint, str(not_image), *out])
-    groupmix = 'mmpretrain_cfgs/groupmixformer/groupmixformer-mini_8xb128_in1k.py'
-    with pytest.raises(core.UnknownBackboneError,
-                       match='GroupMixFormer.*FLattenCSWin, FLattenPVT, FLattenPVTv2, FLattenSwin'):
-        tool.main([groupmix, checkpoint, image_path, *out])
+    unified = 'mmpretrain_cfgs/unified/unified-swin-tiny_8xb128_in1k.py'
+    with pytest.raises(core.UnknownBackboneError, match='UnifiedSwin.*FLattenCSWin, FLattenPVT, '
+                                                        'FLattenPVTv2, FLattenSwin, GroupMixFormer'):
+        tool.main([unified, checkpoint, image_path, *out])
     no_backbone = tmp_path / 'no_backbone.py'
     no_backbone.write_text("model = dict(type='ImageClassifier')")
     with pytest.raises(ValueError, match='no model.backbone'):
@@ -310,7 +341,7 @@ def test_a_family_needs_only_a_registered_visualizer(tmp_path):
     """A query-free map (as SG-Former's significance) through the same hooks and drawing."""
     @core.register_visualizer('Toy')
     def toy_maps(backbone, image, *, query=None):
-        seen = core.run_with_hooks(backbone, image, {'conv': backbone.conv})
+        seen = core.run_with_hooks(lambda: backbone(image), {'conv': backbone.conv})
         assert query is None and seen['conv'][0][0] is image
         return [('significance', backbone.conv(image)[0, 0])]
 

@@ -11,6 +11,7 @@ import torch
 from mmengine.logging import print_log
 
 from ..registry import BACKBONES
+from ..safe_checkpoint import safe_torch_load
 
 Target = Union[str, Callable[[re.Match], Optional[str]], None]
 # Entries of an official checkpoint that may hold its state dict, in the order one is taken: the
@@ -127,7 +128,6 @@ class OfficialFormat:
 
     def main(self, argv: Optional[Sequence[str]] = None) -> None:
         """``SCRIPT SRC DST``: convert the official checkpoint SRC and save ours to DST."""
-        from ..policy.checkpoint import safe_torch_load
         parser = argparse.ArgumentParser(
             description=f'Convert an official {self.family} checkpoint ({self.repo}) into ours: '
             f'DST loads strictly into {self.target}. Loading SRC directly converts it the same '

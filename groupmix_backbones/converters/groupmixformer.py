@@ -28,10 +28,10 @@ RULES = Rules(
     (rf'conv_stem\.proj([12])\.{WB}', lambda m: f'backbone.stem.{int(m[1]) - 1}.conv.{m[2]}'),
     (rf'conv_stem\.norm([12])\.{BN}', lambda m: f'backbone.stem.{int(m[1]) - 1}.bn.{m[2]}'),
     (rf'patch_embed_layers\.(\d)\.proj\.({SEP})\.weight',
-     lambda m: f'backbone.patch_embeds.{m[1]}.proj.{_sep(m[2])}.weight'),
-    (rf'patch_embed_layers\.(\d)\.norm\.{BN}', r'backbone.patch_embeds.\1.norm.\2'),
+     lambda m: f'backbone.stages.{m[1]}.downsample.proj.{_sep(m[2])}.weight'),
+    (rf'patch_embed_layers\.(\d)\.norm\.{BN}', r'backbone.stages.\1.downsample.norm.\2'),
     (r'groupmixformer_backbone\.(\d)\.gma_stage\.(\d+)\.(.+)',
-     lambda m: f'backbone.stages.{m[1]}.{m[2]}.{BLOCK(m[3])}'),
+     lambda m: f'backbone.stages.{m[1]}.blocks.{m[2]}.{BLOCK(m[3])}'),
     (rf'norm4\.{BN}', r'backbone.out_norm.\1'),
     (rf'head\.{WB}', r'head.fc.\1'),
 )

@@ -1,18 +1,24 @@
 """What every backbone family shares: :class:`DenseBackbone` (arch resolution, stage options, the
 stage loop, output norms, init and checkpoint checks) and the stages it chains (:class:`Stage`,
 :class:`TokenStage`)."""
+import re
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
 import torch.utils.checkpoint as cp
 from mmengine.model import BaseModule
+from mmengine.model.weight_init import PretrainedInit
 from timm.layers import trunc_normal_
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from .layers import Fusable, adapt_saved_grids, drop_path_schedule, fuse_modules
 from .layers.decay import NoWeightDecay
-from .loading import check_backbone_state, load_official_pretrained
+from .loading import check_backbone_state, load_pretrained
+
+
+#: the places output norms sit, with their checkpoint keys (see build_output_norms)
+NORM_PLACES = {'stages': 'stages.<i>.norm.', 'last': 'out_norm.', 'outputs': 'output_norms.'}
 
 
 class ArchError(KeyError):
@@ -23,30 +29,18 @@ class ArchError(KeyError):
 
 
 class Stage(nn.Module):
-    """A stage runs itself: ``forward`` takes maps in its :attr:`layout` and returns maps in the
-    same layout, so that the backbone's loop only chains stages (as timm's
-    ``SwinTransformerStage``). ``'NHWC'`` maps (B, H, W, C) are tokens that carry their map's shape;
-    ``'NCHW'`` maps are images.
+    """A stage runs itself: ``forward`` takes NHWC maps (B, H, W, C), tokens that carry their
+    map's shape, and returns NHWC maps, so that the backbone's loop only chains stages (as timm's
+    ``SwinTransformerStage``). Blocks run through :meth:`run_block` (activation checkpointing when
+    the backbone's ``with_cp`` asks for it)."""
 
-    Blocks run through :meth:`run_block` (activation checkpointing when the backbone's ``with_cp``
-    asks for it). :attr:`borrowed` holds the modules a stage runs but does not register, because
-    its checkpoints keep them elsewhere in the backbone (:meth:`borrow`); they freeze with it.
-    """
-
-    layout = 'NHWC'
     with_cp = False  # set by the backbone
-    borrowed: Tuple[nn.Module, ...] = ()
 
     def run_block(self, block: nn.Module, *args):
         """Call ``block``, through activation checkpointing when ``with_cp`` and training."""
         if self.with_cp and self.training and torch.is_grad_enabled():
             return cp.checkpoint(block, *args, use_reentrant=False)
         return block(*args)
-
-    def borrow(self, name: str, module: nn.Module):
-        """Run ``module`` as ``self.<name>`` without registering it (no state dict key here)."""
-        object.__setattr__(self, name, module)
-        self.borrowed = (*self.borrowed, module)
 
 
 class TokenStage(Stage):
@@ -85,8 +79,8 @@ class DenseBackbone(Fusable, NoWeightDecay, BaseModule):
 
     A family sets :attr:`arch_zoo` (named archs), :attr:`arch_keys` (what a custom arch dict must
     give; ``depths`` among them), :attr:`optional_arch_keys` and :attr:`arch_defaults`, builds its
-    stem (the module named :attr:`stem_name`) and ``stages`` (:class:`Stage` modules, all of one
-    layout), sets :attr:`embed_dims` (channels per stage) and may ask for output norms
+    stem (the module named :attr:`stem_name`) and ``stages`` (:class:`Stage` modules), sets
+    :attr:`embed_dims` (channels per stage) and may ask for output norms
     (:meth:`build_output_norms`). The forward is the same for every family: the stem, then each
     stage on the previous one's maps; a returned map is its stage's maps through the stage's output
     norm (:meth:`stage_output`), as (B, C, H, W).
@@ -108,13 +102,20 @@ class DenseBackbone(Fusable, NoWeightDecay, BaseModule):
     optional_arch_keys: Tuple[str, ...] = ()
     #: optional arch keys with one default for every arch (the arch table's only statement of it)
     arch_defaults: Dict[str, object] = {}
-    #: the attribute holding the stem, which checkpoints name: an image -> the first stage's input
-    #: (a map in the stages' layout, or tokens and their map's shape from a patch embedding)
+    #: the attribute holding the stem, which checkpoints name: an image -> tokens (B, N, C) and
+    #: their map's shape, the first stage's input
     stem_name = 'patch_embed'
-    #: checkpoint keys of the output norms (:meth:`build_output_norms`), which a backbone built
-    #: without them may meet; those of ``norm_outputs``, which pretrained checkpoints lack (new)
-    optional_state_prefixes: Tuple[str, ...] = ('out_norm.', 'output_norms.')
-    new_state_prefixes: Tuple[str, ...] = ('output_norms.', )
+    #: the version of the family's checkpoint keys, saved in a state dict's metadata (torch's
+    #: ``_version``); :attr:`key_renames` bring the keys of older versions to it
+    _version = 1
+    #: version v -> ``(pattern, replacement)`` regexes (``re.sub`` on the key under the
+    #: backbone's prefix) taking the keys of version ``v - 1`` to those of ``v``; written so that
+    #: they leave keys of ``v`` alone (a checkpoint without metadata may hold either)
+    key_renames: Dict[int, Sequence[Tuple[str, str]]] = {}
+    #: where the family's output norms may sit (:data:`NORM_PLACES`), each with the option of
+    #: ``__init__`` that builds them (None: always built); :meth:`build_output_norms` builds them
+    #: and the checkpoint keys it may leave over or miss follow
+    norm_places: Dict[str, Optional[str]] = {'last': 'final_norm', 'outputs': 'norm_outputs'}
 
     def __init__(self, *, arch: Union[str, dict], in_channels: int = 3,
                  out_indices: Sequence[int] = (0, 1, 2, 3), frozen_stages: int = -1,
@@ -140,6 +141,7 @@ class DenseBackbone(Fusable, NoWeightDecay, BaseModule):
         self.embed_dims: List[int] = []
         self.out_norm: Optional[nn.Module] = None
         self.output_norms: Optional[nn.ModuleDict] = None
+        self.norms_at: Tuple[str, ...] = ()
         self.fused = False
 
     # ------------------------------------------------------------------ arch and options
@@ -258,23 +260,23 @@ class DenseBackbone(Fusable, NoWeightDecay, BaseModule):
                              f'{self.in_channels}, H, W), got {shape}.')
 
     def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
-        """Image -> the first stage's input, a map in the stages' layout."""
-        x = self.get_submodule(self.stem_name)(x)
-        if isinstance(x, tuple):  # a patch embedding's tokens and map shape: an NHWC map
-            tokens, hw_shape = x
-            x = tokens.reshape(tokens.shape[0], *hw_shape, tokens.shape[-1])
-        return x
+        """Image -> the first stage's input, an NHWC map (the stem's tokens and map shape)."""
+        tokens, hw_shape = self.get_submodule(self.stem_name)(x)
+        return tokens.reshape(tokens.shape[0], *hw_shape, tokens.shape[-1])
 
     def stage_output(self, index: int, x: torch.Tensor) -> torch.Tensor:
-        """The returned map of stage ``index`` from its maps ``x``: through :meth:`output_norm`'s
-        norm (in the stage's layout), as a contiguous (B, C, H, W) tensor: compiled ops downstream
-        (mmcv's RoIAlign, CPU and CUDA) index memory as contiguous NCHW, reading the channels_last
-        maps of the stages wrongly without an error."""
+        """The returned map of stage ``index`` from its NHWC maps ``x``: through
+        :meth:`output_norm`'s norm (a LayerNorm on the channels last, any other norm, such as
+        BN or GN, on the channels-first view), as a contiguous (B, C, H, W) tensor: compiled ops
+        downstream (mmcv's RoIAlign, CPU and CUDA) index memory as contiguous NCHW, reading the
+        channels_last maps of the stages wrongly without an error."""
         norm = self.output_norm(index)
-        if norm is not None:
+        channels_last = isinstance(norm, nn.LayerNorm)
+        if channels_last:
             x = norm(x)
-        if self.stages[index].layout == 'NHWC':
-            x = x.permute(0, 3, 1, 2)
+        x = x.permute(0, 3, 1, 2)
+        if norm is not None and not channels_last:
+            x = norm(x)
         return x.contiguous()
 
     def output_norm(self, index: int) -> Optional[nn.Module]:
@@ -283,28 +285,59 @@ class DenseBackbone(Fusable, NoWeightDecay, BaseModule):
             return self.output_norms[str(index)] if str(index) in self.output_norms else None
         return self.out_norm if index == self.num_stages - 1 else None
 
-    def build_output_norms(self, make_norm, *, final_norm: bool = False,
-                           norm_outputs: bool = False):
-        """Norms ``make_norm(channels)`` of returned maps, besides any norm ending a stage (which
-        the next stage reads too): with ``final_norm`` one of the last stage's map (``out_norm``,
-        the classifier's); with ``norm_outputs`` one of every returned map (``output_norms``; mmdet's
-        Swin has them too): dense heads shared across levels, such as the RPN's, train unstably
-        on stage outputs of very different scales. Classification checkpoints lack the latter;
-        they start fresh."""
-        if final_norm and norm_outputs:
-            raise ValueError(f'{type(self).__name__}: final_norm and norm_outputs are exclusive '
-                             f'(norm_outputs norms the last output too); choose one.')
-        if final_norm:
+    def build_output_norms(self, make_norm, **options: bool):
+        """Norms ``make_norm(channels)`` at the family's :attr:`norm_places` whose option is
+        among ``options`` and true, or which have no option: ``'stages'`` ends every stage with
+        one (``stages.<i>.norm``; the next stage reads it), ``'last'`` norms the last stage's map
+        (``out_norm``, the classifier's), ``'outputs'`` every returned map (``output_norms``;
+        mmdet's Swin has them too: dense heads shared across levels, such as the RPN's, train
+        unstably on stage outputs of very different scales)."""
+        name = type(self).__name__
+        unknown = [option for option, on in options.items()
+                   if on and option not in self.norm_places.values()]
+        if unknown:
+            every_stage = ': every stage ends in its own norm' if 'stages' in self.norm_places \
+                else ''
+            raise ValueError(f'{name} has no {unknown[0]}{every_stage}.')
+        self.norms_at = tuple(place for place, option in self.norm_places.items()
+                              if option is None or options.get(option))
+        if {'last', 'outputs'} <= set(self.norms_at):
+            last, outputs = self.norm_places['last'], self.norm_places['outputs']
+            raise ValueError(f'{name}: {last} and {outputs} are exclusive ({outputs} norms the '
+                             f'last output too); choose one.')
+        if 'stages' in self.norms_at:
+            for stage, dim in zip(self.stages, self.embed_dims):
+                stage.norm = make_norm(dim)
+        if 'last' in self.norms_at:
             self.out_norm = make_norm(self.embed_dims[-1])
-        if norm_outputs:
+        if 'outputs' in self.norms_at:
             self.output_norms = nn.ModuleDict(
                 {str(i): make_norm(self.embed_dims[i]) for i in self.out_indices})
 
+    def norm_prefixes(self, place: str) -> Tuple[str, ...]:
+        """The checkpoint keys (prefixes) of the norms at ``place``."""
+        if place == 'stages':
+            return tuple(f'stages.{i}.norm.' for i in range(self.num_stages))
+        return (NORM_PLACES[place], )
+
+    @property
+    def optional_state_prefixes(self) -> Tuple[str, ...]:
+        """Keys a checkpoint may have that this backbone lacks: the norms of the family's places
+        it was built without (a classifier's final norm in a dense backbone, the stage norms the
+        official STM detection backbone drops)."""
+        return tuple(prefix for place in self.norm_places if place not in self.norms_at
+                     for prefix in self.norm_prefixes(place))
+
+    @property
+    def new_state_prefixes(self) -> Tuple[str, ...]:
+        """Keys this backbone has that pretrained checkpoints lack: the norms of returned maps,
+        which start fresh."""
+        return self.norm_prefixes('outputs') if 'outputs' in self.norms_at else ()
+
     # ------------------------------------------------------------------ freezing and modes
     def frozen_groups(self) -> Sequence:
-        """The stem, then per stage the modules it runs: its own and those it borrows."""
-        return [self.get_submodule(self.stem_name),
-                *([stage, *stage.borrowed] for stage in self.stages)]
+        """The stem, then the stages."""
+        return [self.get_submodule(self.stem_name), *self.stages]
 
     def finish_build(self):
         """Called last by every family's ``__init__``: 4-D weights in channels_last memory format,
@@ -333,11 +366,10 @@ class DenseBackbone(Fusable, NoWeightDecay, BaseModule):
         groups = groups[:self.frozen_stages + 1] + groups[max(self.out_indices) + 2:]
         stages = [*range(self.frozen_stages), *range(max(self.out_indices) + 1, self.num_stages)]
         groups += [norm for norm in map(self.output_norm, stages) if norm is not None]
-        for group in groups:
-            for module in group if isinstance(group, (list, tuple)) else [group]:
-                module.eval()
-                for param in module.parameters():
-                    param.requires_grad = False
+        for module in groups:
+            module.eval()
+            for param in module.parameters():
+                param.requires_grad = False
 
     def train(self, mode: bool = True):
         if mode and self.fused:
@@ -353,19 +385,23 @@ class DenseBackbone(Fusable, NoWeightDecay, BaseModule):
 
     # ------------------------------------------------------------------ init and loading
     def init_weights(self):
-        """The family's initialisation (:meth:`init_module` on every module), then mmengine's:
-        other ``init_cfg`` entries, then ``Pretrained``, whose checkpoint must fit
-        (see :func:`check_backbone_state`); an official one is converted on load."""
+        """The family's initialisation (:meth:`init_module` on every module), then mmengine's for
+        the other ``init_cfg`` entries, then each ``Pretrained`` entry's checkpoint, recognised,
+        converted when official and loaded strictly (:func:`~.loading.load_pretrained`)."""
         if self._is_init:
             return
         self.apply(self.init_module)
+        init_cfg = self.init_cfg
+        cfgs = list(init_cfg) if isinstance(init_cfg, (list, tuple)) else \
+            [init_cfg] if init_cfg else []
+        pretrained = [cfg for cfg in cfgs if cfg.get('type') in ('Pretrained', PretrainedInit)]
+        self.init_cfg = [cfg for cfg in cfgs if not any(cfg is p for p in pretrained)] or None
         try:
             super().init_weights()
-            return
-        except AssertionError as error:  # mmengine: "<prefix> is not in the pretrained model"
-            if 'is not in the pretrained model' not in str(error):
-                raise
-        load_official_pretrained(self, self.init_cfg)
+        finally:
+            self.init_cfg = init_cfg
+        for cfg in pretrained:
+            load_pretrained(self, cfg)
 
     def init_module(self, module: nn.Module):
         """Default initialisation: truncated normal for linear layers, unit LayerNorm."""
@@ -382,8 +418,25 @@ class DenseBackbone(Fusable, NoWeightDecay, BaseModule):
         error messages; None when the family cannot tell."""
         return None
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args, **kwargs):
+        self.migrate_keys(state_dict, prefix, local_metadata.get('version'))
         adapt_saved_grids(self, state_dict, prefix)
         check_backbone_state(self, state_dict, prefix, optional=self.optional_state_prefixes,
                              new=self.new_state_prefixes)
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, *args, **kwargs)
+
+    def migrate_keys(self, state_dict, prefix: str, version: Optional[int]):
+        """Rename, in place, the keys under ``prefix`` of a state dict of key ``version`` to the
+        current ones (:attr:`key_renames`). A state dict without a version (no metadata: converted
+        official weights, timm's loads, mmengine's loads by prefix) is read as of the first
+        version; the renames leave current keys as they are."""
+        renames = [rule for v in range((version or 1) + 1, self._version + 1)
+                   for rule in self.key_renames.get(v, ())]
+        if not renames:
+            return
+        for key in [key for key in state_dict if key.startswith(prefix)]:
+            new = key[len(prefix):]
+            for pattern, replacement in renames:
+                new = re.sub(pattern, replacement, new)
+            if prefix + new != key:
+                state_dict[prefix + new] = state_dict.pop(key)

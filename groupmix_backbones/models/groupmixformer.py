@@ -17,14 +17,14 @@ from mmcv.cnn import ConvModule
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..registry import register_backbone
-from .base import DenseBackbone, Stage
+from .base import DenseBackbone, TokenStage
 from .layers import (AttentionWeights, Fusable, Linear, Mlp, build_norm, drop_path, fold_bn,
                      image_to_tokens, map_probe_cells, tokens_to_image)
 
 
 class ConvStem(Fusable, nn.Sequential):
     """Two 3x3 stride-2 convs (with bias, as the official), each with a norm and Hardswish (mmcv
-    ConvModules): image -> map at stride 4."""
+    ConvModules): image -> tokens of the map at stride 4 and its shape."""
 
     def __init__(self, in_channels: int, dim: int, *, norm_cfg: dict):
         conv_kwargs = dict(kernel_size=3, stride=2, padding=1, bias=True, norm_cfg=norm_cfg,
@@ -39,6 +39,11 @@ class ConvStem(Fusable, nn.Sequential):
             if isinstance(layer.norm, _BatchNorm):
                 layer.conv = fold_bn(layer.conv, layer.norm)
                 setattr(layer, layer.norm_name, nn.Identity())
+
+    def forward(self, x):
+        x = super().forward(x)
+        H, W = x.shape[2:]  # (unpacked: an FX proxy's shape unpacks, never iterates)
+        return image_to_tokens(x), (H, W)
 
 
 class SepConv2d(nn.Sequential):
@@ -59,7 +64,8 @@ class SepConv2d(nn.Sequential):
 
 
 class PatchEmbed(Fusable, nn.Module):
-    """Separable 3x3 convolution (stride 1 or 2), norm and Hardswish; any input size (ceil)."""
+    """Separable 3x3 convolution (stride 1 or 2), norm and Hardswish; any input size (ceil).
+    Tokens (B, N, C) of a ``hw_shape`` map -> tokens and their map's shape."""
 
     def __init__(self, in_channels: int, out_channels: int, *, stride: int, norm_cfg: dict):
         super().__init__()
@@ -70,8 +76,10 @@ class PatchEmbed(Fusable, nn.Module):
     def fuse_own(self):
         self.norm = self.proj.fold(self.norm)
 
-    def forward(self, x):
-        return self.act(self.norm(self.proj(x)))
+    def forward(self, x, hw_shape):
+        x = self.act(self.norm(self.proj(tokens_to_image(x, hw_shape))))
+        H, W = x.shape[2:]
+        return image_to_tokens(x), (H, W)
 
 
 class GroupAggregator(Fusable, nn.Module):
@@ -203,31 +211,6 @@ class GroupMixBlock(nn.Module):
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
-class GroupMixStage(Stage, nn.ModuleList):
-    """A stage on NCHW maps: the patch embedding, then the blocks on tokens. The blocks are the
-    stage's items (checkpoint keys ``stages.i.j``); the embedding is borrowed from the backbone's
-    ``patch_embeds``, where the checkpoints keep it."""
-
-    layout = 'NCHW'
-
-    def __init__(self, blocks, *, embed: PatchEmbed):
-        super().__init__(blocks)
-        self.borrow('embed', embed)
-
-    @property
-    def blocks(self) -> nn.ModuleList:
-        return self
-
-    def forward(self, x):
-        x = self.embed(x)
-        H, W = x.shape[2:]  # (unpacked: an FX proxy's shape unpacks, never iterates)
-        hw_shape = (H, W)
-        x = image_to_tokens(x)
-        for block in self:
-            x = self.run_block(block, x, hw_shape)
-        return tokens_to_image(x, hw_shape)
-
-
 @register_backbone
 class GroupMixFormer(DenseBackbone):
     """GroupMixFormer backbone returning maps at strides 4, 8, 16 and 32 for any input size.
@@ -258,6 +241,11 @@ class GroupMixFormer(DenseBackbone):
     }
     arch_keys = ('embed_dims', 'depths', 'mlp_ratios')
     stem_name = 'stem'
+    # version 1 (to 5d88427 and after): the patch embeddings in ``patch_embeds``, the blocks as
+    # the items of each stage
+    _version = 2
+    key_renames = {2: ((r'^patch_embeds\.(\d+)\.', r'stages.\1.downsample.'),
+                       (r'^stages\.(\d+)\.(\d+)\.', r'stages.\1.blocks.\2.'))}
 
     def __init__(self, arch='small', in_channels=3, num_heads=8, qkv_bias=True, drop_rate=0.,
                  drop_path_rate=0., out_indices=(0, 1, 2, 3), frozen_stages=-1, norm_eval=False,
@@ -269,15 +257,13 @@ class GroupMixFormer(DenseBackbone):
         settings = self.arch_settings
         dims = self.embed_dims = list(settings['embed_dims'])
         self.stem = ConvStem(in_channels, dims[0], norm_cfg=norm_cfg)
-        self.patch_embeds = nn.ModuleList(
-            PatchEmbed(dims[max(i - 1, 0)], dims[i], stride=1 if i == 0 else 2, norm_cfg=norm_cfg)
-            for i in range(self.num_stages))
         self.stages = nn.ModuleList(
-            GroupMixStage([GroupMixBlock(dims[i], num_heads=num_heads,
-                                         mlp_ratio=settings['mlp_ratios'][i], qkv_bias=qkv_bias,
-                                         drop_rate=drop_rate, drop_path_rate=rate,
-                                         norm_cfg=norm_cfg) for rate in rates],
-                          embed=self.patch_embeds[i])
+            TokenStage([GroupMixBlock(dims[i], num_heads=num_heads,
+                                      mlp_ratio=settings['mlp_ratios'][i], qkv_bias=qkv_bias,
+                                      drop_rate=drop_rate, drop_path_rate=rate,
+                                      norm_cfg=norm_cfg) for rate in rates],
+                       downsample=PatchEmbed(dims[max(i - 1, 0)], dims[i],
+                                             stride=1 if i == 0 else 2, norm_cfg=norm_cfg))
             for i, rates in enumerate(self.drop_path_rates))
         self.build_output_norms(partial(build_norm, norm_cfg), final_norm=final_norm,
                                 norm_outputs=norm_outputs)

@@ -1,8 +1,11 @@
-"""Checks of a checkpoint against the backbone it is loaded into, with messages that say what
+"""Loading ``init_cfg`` checkpoints into a backbone (recognised, converted when official, strict)
+and the check of a checkpoint against the backbone it is loaded into, with messages that say what
 matched, what did not, and what to do (a converter for official checkpoints)."""
-from typing import List
+from collections import OrderedDict
+from typing import List, Mapping, Optional
 
 import torch
+from mmengine.logging import print_log
 
 from ..converters import convert_for_model, describe_keys, recognise
 
@@ -77,25 +80,55 @@ def check_backbone_state(backbone, state_dict, prefix: str, *, optional=(), new=
     raise CheckpointMismatchError('\n'.join(lines))
 
 
-def _pretrained_checkpoint(init_cfg):
-    """(path, loaded checkpoint, prefix) of the ``Pretrained`` entry of ``init_cfg``."""
-    from mmengine.runner.checkpoint import CheckpointLoader
-    cfgs = init_cfg if isinstance(init_cfg, (list, tuple)) else [init_cfg]
-    cfg = next(c for c in cfgs if c.get('type') == 'Pretrained')
-    checkpoint = CheckpointLoader.load_checkpoint(cfg['checkpoint'], map_location='cpu')
-    return cfg['checkpoint'], checkpoint, cfg.get('prefix')
+def _under(state, prefix: str):
+    """The entries of ``state`` under ``prefix``, without it, with their metadata (key versions)."""
+    part = OrderedDict((key[len(prefix):], value) for key, value in state.items()
+                       if key.startswith(prefix))
+    metadata = getattr(state, '_metadata', None)
+    if metadata is not None:
+        part._metadata = OrderedDict(
+            (key[len(prefix):] if key.startswith(prefix) else '', value)
+            for key, value in metadata.items() if key.startswith(prefix) or key == prefix[:-1])
+    return part
 
 
-def load_official_pretrained(backbone, init_cfg) -> None:
-    """Load the ``init_cfg`` Pretrained checkpoint that lacks the configured prefix into
-    ``backbone``: converted when it is an official checkpoint of ours, otherwise the error
-    that says what it has."""
-    from mmengine.runner.checkpoint import load_state_dict
-    path, checkpoint, prefix = _pretrained_checkpoint(init_cfg)
-    state = convert_for_model(backbone, checkpoint, source=path)
-    if state is None:
-        state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else {}
+def pretrained_state(backbone, checkpoint, *, prefix: Optional[str] = None, source: str = ''):
+    """The state dict to load into ``backbone`` from a checkpoint, recognised: an official one of
+    our families (converted, logged), or ours: a whole model (classifier, detector, segmentor)
+    holding the backbone under ``prefix`` (``'backbone.'`` when no prefix is given and no key of
+    the backbone is at the top), or the backbone's own state dict. Ours keep their metadata, so
+    that older key versions are renamed on load."""
+    converted = convert_for_model(backbone, checkpoint, source=source)
+    if converted is not None:
+        return converted
+    state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, Mapping) else {}
+    if any(key.startswith('module.') for key in state):  # saved from a DDP wrapper
+        state = _under(state, 'module.')
+    if prefix is None and not any(key in state for key in backbone.state_dict()) and \
+            any(key.startswith('backbone.') for key in state):
+        prefix = 'backbone.'
+    if not prefix:
+        return state
+    prefix = prefix if prefix.endswith('.') else prefix + '.'
+    if not any(key.startswith(prefix) for key in state):
         raise CheckpointMismatchError(
-            f'init_cfg checkpoint {path!r} has no key under prefix {prefix!r} for '
+            f'Checkpoint {source!r} has no key under prefix {prefix!r} for '
             f'{_arch_text(backbone)}; it has {describe_keys(state)}.' + _official_hint(state))
-    load_state_dict(backbone, state, strict=False, logger='current')
+    return _under(state, prefix)
+
+
+def load_pretrained(backbone, cfg: Mapping) -> None:
+    """Load the checkpoint of an ``init_cfg`` ``Pretrained`` entry into ``backbone``: read by
+    mmengine's ``CheckpointLoader`` (our safe loaders), recognised (:func:`pretrained_state`) and
+    loaded strictly: the backbone's check (:func:`check_backbone_state`) refuses any missing,
+    unexpected or misshapen tensor with what matched and what to do; only the norms of options
+    pretrained checkpoints lack start fresh, and those of options the backbone was built without
+    are left over."""
+    from mmengine.runner.checkpoint import CheckpointLoader
+    path = cfg['checkpoint']
+    checkpoint = CheckpointLoader.load_checkpoint(path, map_location=cfg.get('map_location', 'cpu'))
+    state = pretrained_state(backbone, checkpoint, prefix=cfg.get('prefix'), source=path)
+    print_log(f'Load {_arch_text(backbone)} from {path}'
+              + (f" (prefix {cfg['prefix']!r})" if cfg.get('prefix') else ''), logger='current')
+    # strict through the backbone's check, which lets only those norms differ
+    backbone.load_state_dict(state, strict=False)

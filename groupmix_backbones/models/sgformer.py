@@ -29,6 +29,7 @@ Any input size:
   to the stage-1 map, and checkpoints of another grid load resized.
 """
 from collections import OrderedDict
+from functools import partial
 
 import torch
 import torch.nn as nn
@@ -370,10 +371,10 @@ class SGFormer(DenseBackbone):
 
     In the stages with ``sr_ratio > 1`` blocks alternate: even blocks (0, 2, ...) hybrid-scale
     attention, odd blocks significance-guided attention on the map of the block before; an odd
-    depth ends with a hybrid-scale block whose map is unused (it takes SDPA's fused path and
-    computes the map only while a hook reads it). Stages with ``sr_ratio`` 1: global
-    attention. Every stage ends with a LayerNorm, so its output is normed (the classifier averages
-    the last one).
+    depth ends with a hybrid-scale block whose map no block uses (computed all the same, from the
+    explicit softmax weights that every hybrid-scale block keeps). Stages with ``sr_ratio`` 1:
+    global attention. Every stage ends with a LayerNorm, so its output is normed (the classifier
+    averages the last one).
 
     The significance map of a hybrid-scale block is the output of its submodule
     ``stages[i].blocks[j].attn.significance`` (a :class:`SignificanceMap`, no parameters), a
@@ -404,6 +405,7 @@ class SGFormer(DenseBackbone):
     }
     arch_keys = ('embed_dims', 'depths', 'num_heads', 'mlp_ratios')
     optional_arch_keys = ('sr_ratios', )
+    norm_places = {'stages': None}
 
     def __init__(self, arch='s', in_channels=3, pretrain_img_size=224, qkv_bias=True, drop_rate=0.,
                  attn_drop_rate=0., drop_path_rate=0., out_indices=(0, 1, 2, 3), frozen_stages=-1,
@@ -436,9 +438,9 @@ class SGFormer(DenseBackbone):
                                          mlp_ratio=settings['mlp_ratios'][i], drop_rate=drop_rate,
                                          drop_path_rate=rate)
                            for j, rate in enumerate(rates)],
-                          downsample=ConvDownsample(dims[i - 1], dims[i]) if i else None,
-                          norm=build_norm(dict(type='LN'), dims[i], eps=1e-6))
+                          downsample=ConvDownsample(dims[i - 1], dims[i]) if i else None)
             for i, rates in enumerate(self.drop_path_rates))
+        self.build_output_norms(partial(build_norm, dict(type='LN'), eps=1e-6))
         self.finish_build()
 
     def init_module(self, module):

@@ -87,6 +87,7 @@ class UnifiedBackbone(DenseBackbone):
     """
 
     arch_keys = ('embed_dims', 'depths')
+    norm_places = {'stages': 'stage_norms', 'outputs': 'norm_outputs'}
     block_norm_eps = 1e-5
     mlp_ratio = 4.
 
@@ -111,13 +112,10 @@ class UnifiedBackbone(DenseBackbone):
                        downsample=ConvPatchEmbed(dims[i - 1], dims[i], kernel_size=3, stride=2,
                                                  padding=1, bias=False, norm_cfg=STEM_NORM)
                        if i else None,
-                       pos_embed=self.build_pos_embed(i, dims[i]),
-                       norm=build_norm(STEM_NORM, dims[i]) if stage_norms else None)
+                       pos_embed=self.build_pos_embed(i, dims[i]))
             for i, rates in enumerate(self.drop_path_rates))
-        if not stage_norms:
-            self.optional_state_prefixes += tuple(f'stages.{i}.norm.'
-                                                  for i in range(self.num_stages))
-        self.build_output_norms(partial(build_norm, STEM_NORM), norm_outputs=norm_outputs)
+        self.build_output_norms(partial(build_norm, STEM_NORM), stage_norms=stage_norms,
+                                norm_outputs=norm_outputs)
         self.finish_build()
 
     def saved_arch(self, state_dict, prefix: str):

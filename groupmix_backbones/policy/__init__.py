@@ -20,26 +20,27 @@ from mmengine.runner import checkpoint as mmengine_checkpoint
 from mmengine.runner.checkpoint import CheckpointLoader
 from mmpretrain.apis.base import BaseInferencer as PretrainInferencer
 
+from .. import safe_checkpoint
 from ..converters import convert_for_model
 from ..resources import PACKAGE
-from . import checkpoint
 from .configs import package_configs_resolved
 from .scopes import pipeline_in_scope, run_in_scope
 
-# 1. Checkpoints are data: every URL scheme mmengine knows is read by checkpoint.safe_torch_load.
+# 1. Checkpoints are data: every URL scheme mmengine knows is read by
+# safe_checkpoint.safe_torch_load.
 # mmengine's own loaders call torch.load, whose weights_only default (torch>=2.6) refuses
 # mmengine's own checkpoints (https://github.com/open-mmlab/mmengine/issues/1655; the fix proposed
 # upstream, https://github.com/open-mmlab/mmengine/pull/1650, turns weights_only off), and its http
 # loader reads through torch.hub.load_state_dict_from_url with weights_only=False, which runs any
 # pickle (no upstream issue found).
 SAFE_LOADERS = {
-    '': checkpoint.load_from_local,
-    ('http://', 'https://'): checkpoint.load_from_http,
-    'pavi://': checkpoint.load_from_pavi,
-    (r'(\S+\:)?s3://', r'(\S+\:)?petrel://'): checkpoint.load_from_ceph,
-    ('modelzoo://', 'torchvision://'): checkpoint.load_from_torchvision,
-    ('open-mmlab://', 'openmmlab://'): checkpoint.load_from_openmmlab,
-    'mmcls://': checkpoint.load_from_mmcls,
+    '': safe_checkpoint.load_from_local,
+    ('http://', 'https://'): safe_checkpoint.load_from_http,
+    'pavi://': safe_checkpoint.load_from_pavi,
+    (r'(\S+\:)?s3://', r'(\S+\:)?petrel://'): safe_checkpoint.load_from_ceph,
+    ('modelzoo://', 'torchvision://'): safe_checkpoint.load_from_torchvision,
+    ('open-mmlab://', 'openmmlab://'): safe_checkpoint.load_from_openmmlab,
+    'mmcls://': safe_checkpoint.load_from_mmcls,
 }
 for prefixes, loader in SAFE_LOADERS.items():
     CheckpointLoader.register_scheme(prefixes, loader, force=True)

@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 
 from ..models.layers import AttentionWeights, recording_attention
-from .core import DEFAULT_QUERY, Maps, Query, query_cell
+from .core import DEFAULT_QUERY, Maps, Query, query_cell, run_with_hooks
 
 #: (module, the query's recorded row as :func:`attention_row` gives it, cell) -> (heads, H, W)
 LocalTerm = Callable[[nn.Module, 'Row', Tuple[int, int]], torch.Tensor]
@@ -76,22 +76,9 @@ def record_attention(model: nn.Module, run: Callable[[], object],
     """``run()`` with the attention weights of ``model`` recorded: per key of ``probes``, the
     keyword arguments and ``weights`` of that probe's last call (a probe not called is left
     out)."""
-    records, handles = {}, []
-
-    def hook(name):
-        def save(probe, args, kwargs, output):
-            records[name] = dict(kwargs, weights=args[0])
-        return save
-
-    try:
-        for name, probe in probes.items():
-            handles.append(probe.register_forward_hook(hook(name), with_kwargs=True))
-        with torch.no_grad(), recording_attention(model):
-            run()
-    finally:
-        for handle in handles:
-            handle.remove()
-    return records
+    with torch.no_grad(), recording_attention(model):
+        calls = run_with_hooks(run, probes)
+    return {name: dict(kwargs, weights=args[0]) for name, (args, kwargs, _) in calls.items()}
 
 
 def layer_map(module: nn.Module, record: dict, cell) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""What every visualizer shares: the registry, running a backbone with forward hooks, and drawing
+"""What every visualizer shares: the registry, running a model with forward hooks, and drawing
 maps over the image (coloured overlays, the query mark, one PNG per map or one sheet).
 
 A visualizer is a function ``(backbone, image, *, query=None) -> [(title, map), ...]``: ``image``
@@ -75,25 +75,33 @@ def visualize(backbone: nn.Module, image: torch.Tensor, *, query: Optional[Query
         return visualizer(backbone, image, query=query)
 
 
-def run_with_hooks(backbone: nn.Module, image: torch.Tensor,
-                   modules: Dict[str, nn.Module]) -> Dict[str, Tuple[tuple, dict]]:
-    """Run ``backbone`` on ``image`` and return, per name of ``modules``, the positional and
-    keyword inputs of that module's (last) call; a module not called is left out."""
-    inputs, handles = {}, []
+def run_with_hooks(run: Callable[[], object],
+                   modules: Dict[object, nn.Module]) -> Dict[object, Tuple[tuple, dict, object]]:
+    """Call ``run()`` (e.g. ``lambda: backbone(image)``) and return, per key of ``modules``, the
+    positional and keyword inputs and the output of that module's (last) call; a module not
+    called is left out. The one hook loop of the visualizers."""
+    calls, handles = {}, []
 
     def hook(name):
         def save(module, args, kwargs, output):
-            inputs[name] = (args, kwargs)
+            calls[name] = (args, kwargs, output)
         return save
 
     try:
         for name, module in modules.items():
             handles.append(module.register_forward_hook(hook(name), with_kwargs=True))
-        backbone(image)
+        run()
     finally:
         for handle in handles:
             handle.remove()
-    return inputs
+    return calls
+
+
+def titled_blocks(backbone: nn.Module, kind: Callable[[int], str]) -> Dict[str, nn.Module]:
+    """Every block of the backbone's stages, titled ``stage<i>.block<j> <kind(stage index)>``
+    (from 1)."""
+    return {f'stage{i + 1}.block{j + 1} {kind(i)}': block
+            for i, stage in enumerate(backbone.stages) for j, block in enumerate(stage.blocks)}
 
 
 def query_cell(query: Query, hw_shape) -> Tuple[int, int]:

@@ -11,7 +11,7 @@ from ..models.flatten import FLattenCSWin, FLattenPVT, FLattenPVTv2, FLattenSwin
 from ..models.flatten.common import FocusedLinearAttention
 from ..models.flatten.cswin import CSWinLinearAttention, CSWinStripeAttention
 from .attention import block_attention_maps, channel_mean_kernel, local_term, register_local_term
-from .core import register_visualizer
+from .core import register_visualizer, titled_blocks
 
 KINDS = {'L': 'linear', 'S': 'softmax'}
 
@@ -40,6 +40,5 @@ def stripe_lepe_term(module: CSWinStripeAttention, row, cell):
                                                   FLattenCSWin)), uses_query=True)
 def flatten_attention(backbone, image, *, query=None):
     """One map per block, titled ``stage<i>.block<j> linear|softmax`` (from 1)."""
-    blocks = {f'stage{i + 1}.block{j + 1} {KINDS[backbone.attn_types[i]]}': block
-              for i, stage in enumerate(backbone.stages) for j, block in enumerate(stage.blocks)}
+    blocks = titled_blocks(backbone, lambda stage: KINDS[backbone.attn_types[stage]])
     return block_attention_maps(backbone, image, query, blocks)

@@ -1,5 +1,5 @@
-"""Draw a backbone's maps over your own image (FLatten: each block's attention of a query), one
-PNG per map or one sheet.
+"""Draw a backbone's maps over your own image (GroupMixFormer and FLatten: each block's attention
+of a query; SG-Former: significance maps), one PNG per map or one sheet.
 
     python tools/visualization/visualize_backbone.py CONFIG CHECKPOINT IMAGE --out-dir DIR
         [--query Y X] [--layers PATTERN ...] [--sheet] [--device cpu]

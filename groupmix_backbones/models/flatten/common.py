@@ -135,7 +135,6 @@ class FLattenBackbone(DenseBackbone):
     default_attn_types = None  # linear everywhere
     arch_defaults = dict(pretrain_img_size=224)
     out_norm_eps = 1e-5
-    has_final_norm = True
 
     def __init__(self, arch=None, in_channels=3, pretrain_img_size=None, qkv_bias=True,
                  focusing_factor=3, kernel_size=5, drop_rate=0., attn_drop_rate=0.,
@@ -158,9 +157,6 @@ class FLattenBackbone(DenseBackbone):
         if dict(norm_cfg).get('type') != 'LN':
             raise ValueError(f"{name} norms tokens over their channels: norm_cfg must be of type "
                              f"'LN' (e.g. dict(type='LN', eps=1e-6)), got {norm_cfg!r}.")
-        if (final_norm or norm_outputs) and not self.has_final_norm:
-            option = 'final_norm' if final_norm else 'norm_outputs'
-            raise ValueError(f'{name} has no {option}: every stage ends in its own norm.')
         self.attn_types = attn_types
         self.grids = [(size // 2 ** (i + 2), ) * 2 for i in range(n)]
         self.norm_cfg = dict(norm_cfg)

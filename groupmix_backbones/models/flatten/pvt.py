@@ -3,8 +3,7 @@ import torch.nn as nn
 
 from ...registry import register_backbone
 from ..base import TokenStage
-from ..layers import (ConvPatchEmbed, PreNormBlock, SpatialReductionAttention, build_norm,
-                      fan_out_normal_)
+from ..layers import ConvPatchEmbed, PreNormBlock, SpatialReductionAttention, fan_out_normal_
 from .common import FLattenBackbone, ProjectedLinearAttention
 
 
@@ -34,7 +33,6 @@ class _PVTHost(FLattenBackbone):
     overlap_patch_embed = False  # True: kernel 2 * stride - 1, padded; False: kernel = stride
     use_abs_pos_embed = True
     use_conv_ffn = False
-    norm_after_stage = False
 
     def build_layers(self, *, in_channels, drop_rate):
         settings, grids = self.arch_settings, self.grids
@@ -58,9 +56,7 @@ class _PVTHost(FLattenBackbone):
                                  pos_hw=grids[i], sr_ratio=sr_ratios[i],
                                  conv_mlp=self.use_conv_ffn,
                                  drop_path_rate=rate, **self.block_options) for rate in rates],
-                       downsample=embed(i) if i else None,
-                       norm=build_norm(self.norm_cfg, dims[i], eps=1e-6)
-                       if self.norm_after_stage else None)
+                       downsample=embed(i) if i else None)
             for i, rates in enumerate(self.drop_path_rates))
 
     def init_module(self, module):
@@ -116,5 +112,4 @@ class FLattenPVTv2(_PVTHost):
     overlap_patch_embed = True
     use_abs_pos_embed = False
     use_conv_ffn = True
-    norm_after_stage = True
-    has_final_norm = False
+    norm_places = {'stages': None}

@@ -1,4 +1,6 @@
-"""Layers that more than one family uses. Family files import from here, never from each other."""
+"""The layers family files build from: those several families share, and layers of one family that
+are token mixers in their own right (the unified family's halo and deformable attention). Family
+files import from here, never from each other."""
 from .attention import (MASK_VALUE, AttentionWeights, ShiftedWindowAttention,
                         SpatialReductionAttention, check_heads, key_mask, map_probe_cells,
                         real_map, recording_attention, relative_position_index,

@@ -403,7 +403,7 @@ def safe_torch_load(filename, map_location=None, source=None):
                 f'Refused to load checkpoint {source!r}: its pickle asks for GLOBAL '
                 f'{global_name.group(1)}, which is not checkpoint data this loader accepts '
                 f'({ACCEPTED}). Loading stopped there. If you trust this file and that object, '
-                'allow it with groupmix_backbones.policy.checkpoint.add_safe_globals(obj).'
+                'allow it with groupmix_backbones.safe_checkpoint.add_safe_globals(obj).'
             ) from None
         raise UnsafeCheckpointError(
             f'Refused to load checkpoint {source!r}: its pickle asks for something torch\'s '
