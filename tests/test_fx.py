@@ -1,7 +1,7 @@
 """timm's FX path: every backbone class traces symbolically with the leaves this package registers in
 timm (as timm's own ``tests/test_models.py`` FX tests trace a model: torchvision's feature
 extraction with timm's leaf modules and functions), and the graph computes the eager model exactly,
-in inference and in training (every parameter, borrowed ones included, gets a gradient); the
+in inference and in training (every parameter gets a gradient); the
 input check still names a wrong input's shape for eager callers."""
 import pytest
 import timm
