@@ -75,10 +75,9 @@ def newest_intact_checkpoint(work_dir: str):
             continue
         why = damage(path) if osp.isfile(path) or osp.isfile(path + SUFFIX) else 'it is missing'
         if why is None:
-            if damaged:
+            if damaged:  # printed: before the Runner exists, the current logger is another's
                 print_log('; '.join(f'Checkpoint {d} is damaged: {w}' for d, w in damaged)
                           + f'. Resuming from {path}, the newest intact checkpoint, instead.')
-                # printed: before the Runner exists, the current logger may be another run's
             return path
         damaged.append((path, why))
     if damaged:

@@ -1,7 +1,6 @@
 """Stopping a run where nothing is lost and nothing poisoned is kept: on a preemption signal, at
 the next iteration boundary with a checkpoint; at the first non-finite loss, before anything is
 saved."""
-import functools
 import os
 import signal
 import threading
@@ -11,10 +10,8 @@ from mmengine.dist import all_gather_object, all_reduce, barrier, get_rank
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.registry import HOOKS
-from mmengine.runner import IterBasedTrainLoop
 
 from .checkpoint_hook import ResumableCheckpointHook
-from .random_state import get_random_state, set_random_state
 
 PREEMPTED_EXIT_CODE = 75  # EX_TEMPFAIL (sysexits.h): temporary failure, run it again
 EXIT_STATUS_FILE = 'GROUPMIX_EXIT_STATUS_FILE'  # where tools/dist_run.sh learns the ranks' code
@@ -39,26 +36,44 @@ def batch_files(data_batch):
     return files
 
 
-def ignore_signals_in_worker(worker_id, init_fn, signals):
-    """A dataloader worker's ``worker_init_fn``: the loader's own, then the preemption signals
-    ignored (a scheduler signals every process of the job; a worker would die of it, or of
-    torch's SIGTERM handler, and fail the iteration its process is about to finish). SIGTERM
-    from the worker's own process (its loader shutting it down) still ends it, as in torch."""
-    if init_fn is not None:
-        init_fn(worker_id)
-    for number in signals:
-        if number == signal.SIGTERM and hasattr(signal, 'sigwaitinfo'):
-            signal.pthread_sigmask(signal.SIG_BLOCK, [number])  # threads made later inherit it
-            threading.Thread(target=_exit_on_sigterm_from, args=(os.getppid(), ), daemon=True,
-                             name='sigterm').start()
-        elif number != signal.SIGTERM:
-            signal.signal(number, signal.SIG_IGN)
+# Preemption signals that processes forked from this one (dataloader workers) ignore: a
+# scheduler signals every process of a job, and a worker would die of it (or of torch's SIGTERM
+# handler) and fail the iteration its process is about to finish. Set while a
+# GracefulStopHook's run is alive. Around each fork they are blocked, so that none arrives in the
+# child before it ignores them.
+_PROTECTED = set()
+
+
+def _block_before_fork():
+    if _PROTECTED:
+        signal.pthread_sigmask(signal.SIG_BLOCK, _PROTECTED)
+
+
+def _unblock_after_fork():
+    if _PROTECTED:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _PROTECTED)
+
+
+def _ignore_in_child():
+    """In a forked child: ignore the protected signals, except SIGTERM from the parent (its
+    loader shutting it down), which still ends it, as torch's handler does."""
+    for number in _PROTECTED - {signal.SIGTERM}:
+        signal.signal(number, signal.SIG_IGN)
+    if signal.SIGTERM in _PROTECTED:  # stays blocked: taken by the thread, whatever the handler
+        threading.Thread(target=_exit_on_sigterm_from, args=(os.getppid(), ), daemon=True,
+                         name='sigterm').start()
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _PROTECTED - {signal.SIGTERM})
 
 
 def _exit_on_sigterm_from(parent):
     while signal.sigwaitinfo([signal.SIGTERM]).si_pid != parent:
         pass
     os._exit(0)
+
+
+if hasattr(os, 'register_at_fork'):
+    os.register_at_fork(before=_block_before_fork, after_in_parent=_unblock_after_fork,
+                        after_in_child=_ignore_in_child)
 
 
 @HOOKS.register_module()
@@ -71,7 +86,7 @@ class GracefulStopHook(Hook):
       and the run raises :class:`Preempted` (``tools/train.py`` exits with
       :data:`PREEMPTED_EXIT_CODE`). ``--resume`` continues exactly, inside an epoch too
       (:class:`ResumableEpochBasedTrainLoop`). More signals while stopping change nothing.
-      Dataloader workers ignore these signals.
+      Processes forked during the run (dataloader workers) ignore these signals.
     * **Non-finite losses** (``check_finite``): the first iteration whose loss terms are not all
       finite on some rank stops the run with :class:`NonFiniteLossError` naming the iteration,
       the terms, the ranks and their batches' files, before any hook saves that state (this
@@ -87,6 +102,9 @@ class GracefulStopHook(Hook):
         self._received = None
         self._previous_handlers = {}
         self._training = False
+        _PROTECTED.clear()  # workers may start with the loops, before the run: from now on
+        if hasattr(signal, 'sigwaitinfo'):
+            _PROTECTED.update(self.signals)
 
     def _on_signal(self, number, frame):
         if self._received is None:
@@ -96,24 +114,12 @@ class GracefulStopHook(Hook):
         if threading.current_thread() is threading.main_thread():
             self._previous_handlers = {number: signal.signal(number, self._on_signal)
                                        for number in self.signals}
-        loop = runner.train_loop
-        loaders = [loop.dataloader] + ([runner.val_loop.dataloader] if runner.val_loop else [])
-        for loader in loaders:
-            if loader.num_workers:
-                loader.worker_init_fn = functools.partial(
-                    ignore_signals_in_worker, init_fn=loader.worker_init_fn,
-                    signals=tuple(self.signals))
-        if isinstance(loop, IterBasedTrainLoop) and loop.dataloader.num_workers:
-            # its workers were started with the loop: start them again (same random state)
-            state = get_random_state()
-            loop.dataloader._iterator = None  # persistent workers
-            loop.dataloader_iterator = type(loop.dataloader_iterator)(loop.dataloader)
-            set_random_state(state)
 
     def after_run(self, runner):
         for number, handler in self._previous_handlers.items():
             signal.signal(number, handler)
         self._previous_handlers = {}
+        _PROTECTED.clear()
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
         losses = {name: value for name, value in (outputs or {}).items()
@@ -157,16 +163,17 @@ class GracefulStopHook(Hook):
 
     def _stop(self, runner, in_train_iter):
         hook = next((h for h in runner.hooks if isinstance(h, ResumableCheckpointHook)), None)
-        where = (f'after iteration {runner.iter + int(in_train_iter)}' if in_train_iter
+        where = (f'after iteration {runner.iter + 1}' if in_train_iter
                  else f'after the validation at iteration {runner.iter}')
+        received = f'{self._received or "A stop signal"} received (on some rank)'
         if hook is None:
-            runner.logger.warning(f'{self._received or "A stop signal"} received: stopping '
-                                  f'{where} without a checkpoint (no ResumableCheckpointHook).')
+            runner.logger.warning(f'{received}: stopped {where} without a checkpoint (no '
+                                  'ResumableCheckpointHook).')
         else:
             path = hook.save_interrupted(runner, in_train_iter)
             barrier()  # no rank exits (its launcher would kill the others) before rank 0 wrote it
-            runner.logger.info(f'{self._received or "A stop signal"} received (on some rank): '
-                               f'stopped {where}, saved {path}; continue with --resume.')
+            runner.logger.info(f'{received}: stopped {where}, saved {path}; continue with '
+                               '--resume.')
         raise Preempted(f'Preempted {where}')
 
 

@@ -1,6 +1,6 @@
 """Test helper (tests/test_preemption.py puts this folder on PYTHONPATH, so that Python imports it
 at start-up in every process of a run). In a training rank, at the moment SIGNAL_AT names, rank 0
-sends SIGNAL (default SIGTERM) to the process group SIGNAL_GROUP (the job, as a scheduler does)
+sends SIGNAL_SENT (default SIGTERM) to the process group SIGNAL_GROUP (the job, as a scheduler does)
 and waits until its own GracefulStopHook has received it (through the launcher). Moments
 (1-based):
 
@@ -19,7 +19,7 @@ import signal
 import time
 
 MOMENT, _, WHEN = os.environ.get('SIGNAL_AT', '').partition(':')
-RANK = os.environ.get('RANK')
+RANK = os.environ.get('RANK', os.environ.get('SLURM_PROCID'))  # torchrun's or srun's
 
 if MOMENT and RANK is not None:
     from mmengine.dataset import BaseDataset
@@ -27,7 +27,7 @@ if MOMENT and RANK is not None:
     from mmengine.runner import Runner
     from torch.utils.data import get_worker_info
 
-    SIGNAL = signal.Signals[os.environ.get('SIGNAL', 'SIGTERM')]
+    SIGNAL = signal.Signals[os.environ.get('SIGNAL_SENT', 'SIGTERM')]
     sent = []
 
     def send(runner=None):
