@@ -17,14 +17,16 @@ import sys
 
 import pytest
 import torch
-from mmengine.runner import CheckpointLoader
+from mmengine.hooks import Hook
+from mmengine.runner import CheckpointLoader, Runner
 
 from conftest import REPO, load_tool, process_tree
 from groupmix_backbones.engine.checksum import SUFFIX, damage, sha256_of
-from groupmix_backbones.engine.stop_hook import PREEMPTED_EXIT_CODE
+from groupmix_backbones.engine.stop_hook import PREEMPTED_EXIT_CODE, Preempted
 from groupmix_backbones.policy.checkpoint import CorruptCheckpointError
 from test_multinode import largest_difference
-from test_tasks import DEMOS, free_port, short_run_options
+from test_resume import assert_resumed_exactly, train
+from test_tasks import DEMOS, free_port, short_cfg, short_run_options
 
 CONFIG = DEMOS['groupmixformer', 'cls']
 OPTIONS = {'train_cfg.max_epochs': 4, 'train_dataloader.batch_size': 4,  # 3 iterations an epoch
@@ -190,13 +192,13 @@ def test_a_nan_loss_stops_the_run_before_anything_is_saved(demo_root, tmp_path):
 def test_a_damaged_newest_checkpoint_is_skipped_on_resume(demo_root, tmp_path, capsys):
     """Truncated, then bit-flipped: --resume names the damaged file and resumes from the
     previous one; tools/misc/check_checkpoint.py finds it; load_from refuses it."""
-    train = load_tool('tools/train.py')
+    train_tool = load_tool('tools/train.py')
     check = load_tool('tools/misc/check_checkpoint.py')
     short = dict(short_run_options('cls', demo_root), **{
         'default_hooks.checkpoint.max_keep_ckpts': 2, 'train_dataloader.batch_size': 8})
 
     def run(work_dir, epochs, *args):
-        train.main([CONFIG, '--work-dir', str(work_dir), *args, '--cfg-options', *[
+        train_tool.main([CONFIG, '--work-dir', str(work_dir), *args, '--cfg-options', *[
             f'{k}={v}' for k, v in dict(short, **{'train_cfg.max_epochs': epochs}).items()]])
 
     trained = tmp_path / 'trained'
@@ -226,3 +228,40 @@ def test_a_damaged_newest_checkpoint_is_skipped_on_resume(demo_root, tmp_path, c
         assert f'Resuming from {first}, the newest intact checkpoint, instead' in out
         assert CheckpointLoader.load_checkpoint(str(work_dir / 'epoch_3.pth'))['meta']['epoch'] == 3
         assert check.main([str(work_dir)]) == 0
+
+
+class SignalAt(Hook):
+    """Sends ``signal.SIGTERM`` to this process before training iteration ``iteration``."""
+
+    def __init__(self, iteration):
+        self.iteration = iteration
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        if runner.iter + 1 == self.iteration:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+@pytest.mark.parametrize('demo,workers,iteration,options', [
+    (('groupmixformer', 'cls'), 0, 9, {'train_cfg.max_epochs': 2,  # 6 iterations an epoch
+                                       'train_dataloader.batch_size': 4}),
+    (('groupmixformer', 'seg'), 1, 3, {'train_cfg.max_iters': 4, 'train_dataloader.batch_size': 2,
+                                       'train_dataloader.persistent_workers': True}),
+], ids=['cls-epochs-no-workers', 'seg-iterations-persistent-worker'])
+def test_stopped_in_process_resumes_exactly(demo, workers, iteration, options, demo_root,
+                                            tmp_path):
+    """One process: SIGTERM in iteration ``iteration``; the resumed run logs the same losses as
+    an uninterrupted one (mid-epoch without workers: the skipped batches draw this process's
+    augmentation randomness; iteration-based with a persistent worker started with the loop)."""
+    options = dict(options, **{'train_dataloader.num_workers': workers})
+    uninterrupted = train(demo, demo_root, tmp_path / 'uninterrupted', **options)
+    cfg = short_cfg(demo, demo_root, tmp_path / 'stopped')
+    cfg.merge_from_dict(options)
+    runner = Runner.from_cfg(cfg)
+    runner.register_hook(SignalAt(iteration))
+    with pytest.raises(Preempted, match=f'Preempted after iteration {iteration}'):
+        runner.train()
+    runner.call_hook('after_run')  # the tools exit here; this process goes on
+    assert open(tmp_path / 'stopped' / 'last_checkpoint').read() == str(
+        tmp_path / 'stopped' / f'iter_{iteration}.pth')
+    resumed = train(demo, demo_root, tmp_path / 'stopped', resume=True, **options)
+    assert_resumed_exactly(resumed, uninterrupted)
