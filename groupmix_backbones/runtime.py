@@ -1,6 +1,7 @@
 """What the tools do to any config before building a Runner: work dir, checks of the data the
-command reads (paths, then :mod:`.data_checks`), resumable checkpoints, and the CPU fallbacks
-(SyncBN -> BN, gloo instead of NCCL) so that the same configs run without a GPU."""
+command reads (paths, then :mod:`.data_checks`), resumable checkpoints, BatchNorm statistics shared
+by the processes of a distributed run, and the CPU fallbacks (SyncBN -> BN, gloo instead of NCCL)
+so that the same configs run without a GPU."""
 import argparse
 import contextlib
 import os
@@ -155,6 +156,8 @@ def prepare_cfg(cfg: Config, config_path: str, launcher: str = 'none', work_dir=
     if command == 'train':
         stop_gracefully(cfg)
     take_intact_checkpoint(cfg)
+    if launcher != 'none':  # plain BatchNorm (SyncBN on a CPU host, too) learns its statistics
+        add_hook(cfg, dict(type='NormStatsSyncHook'))  # per process: share them
     if cfg.get('default_scope') == 'mmseg':  # label maps are only decoded as they are read
         add_hook(cfg, dict(type='SegLabelCheckHook'))
     if not torch.cuda.is_available():

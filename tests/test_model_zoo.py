@@ -9,7 +9,8 @@ from mmengine.config import Config
 
 import groupmix_backbones  # noqa: F401
 from conftest import REPO, load_tool
-from groupmix_backbones import zoo
+from groupmix_backbones import papers, zoo
+from groupmix_backbones.policy.checkpoint import load_from_http
 
 model_zoo = load_tool('tools/model_zoo.py')
 
@@ -31,9 +32,10 @@ def committed(path):
 
 def test_committed_files_are_what_the_tool_generates(rendered):
     """Run ``python tools/model_zoo.py`` after changing an arch, a config or zoo.py."""
-    on_disk = {osp.relpath(path, REPO) for path in glob.glob(osp.join(REPO, '*_cfgs', '*',
-                                                                      'metafile.yml'))}
-    assert on_disk == {path for path in rendered if path.endswith('metafile.yml')}
+    for generated in ('metafile.yml', 'README.md'):
+        on_disk = {osp.relpath(path, REPO)
+                   for path in glob.glob(osp.join(REPO, '*_cfgs', '*', generated))}
+        assert on_disk == {path for path in rendered if path.endswith(generated)}
     stale = [path for path, text in rendered.items() if committed(path) != text]
     assert not stale, f'out of date, run python tools/model_zoo.py: {stale}'
 
@@ -51,9 +53,36 @@ def test_every_arch_and_config_is_listed(rendered, configs):
         path for path in rendered if path.endswith('metafile.yml'))
 
 
+def test_metafiles_name_the_weights_that_load(rendered):
+    """``Weights``: the official checkpoint a config loads as it is, wherever mmengine's loaders
+    can fetch it (the unified classifiers and the 20 official unified Mask R-CNN 1x detectors);
+    the other official classifiers are share pages or links without a file name, which our http
+    loader refuses, as model_zoo.loadable says."""
+    models = [model for path, text in rendered.items() if path.endswith('metafile.yml')
+              for model in yaml.safe_load(text)['Models']]
+    weights = {model['Config']: model['Weights'] for model in models if 'Weights' in model}
+    detectors = [config for config in weights if config.startswith('mmdet_cfgs/')]
+    assert len(detectors) == 20
+    assert all(config.startswith('mmdet_cfgs/unified/') and '_1x_' in config
+               for config in detectors)
+    for model in models:
+        official = model.get('Converted From', {}).get('Weights')
+        if official:
+            assert (model['Config'] in weights) == model_zoo.loadable(official), model['Name']
+    assert sum(model_zoo.loadable(url) for url in weights.values()) == len(weights) == 40
+    unloadable = zoo.MODELS['FLattenSwin', 'tiny']['weights']
+    assert not model_zoo.loadable(unloadable)
+    with pytest.raises(ValueError, match='does not end in a file name'):
+        load_from_http(unloadable)
+    readme = rendered['mmdet_cfgs/unified/README.md']
+    assert readme.count('| [official](') == 20 and readme.count('| none |') == 10
+
+
 def test_zoo_facts_are_of_registered_archs_and_cite_their_source():
     archs = set(model_zoo.registered_archs())
     classes = [name for collection in zoo.COLLECTIONS.values() for name in collection['classes']]
+    for text in (papers.DESCRIPTIONS, papers.BIBTEX, papers.UPSTREAM_LICENSES):
+        assert set(text) == set(zoo.COLLECTIONS)
     assert sorted(classes) == sorted({name for name, _ in archs})
     for key, facts in zoo.MODELS.items():
         assert key in archs, key

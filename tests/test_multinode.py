@@ -3,25 +3,17 @@
 gloo) and as the 2 tasks of a Slurm step (tools/train.py --launcher slurm under the variables
 srun sets; mmengine's launcher asks ``scontrol`` for the first host) computes the same losses
 and final weights as 1 node x 2 processes."""
-import json
 import os
-import os.path as osp
 import stat
 import sys
 
 import pytest
 from mmengine.runner import CheckpointLoader
 
-from conftest import REPO
-from test_tasks import DEMOS, run_job, short_run_options
+from test_tasks import DEMOS, environment, run_job, scalars, short_run_options
 
 CONFIG = DEMOS['groupmixformer', 'cls']
 OPTIONS = {'train_cfg.max_epochs': 2, 'train_dataloader.batch_size': 4}
-
-
-def environment(**variables):
-    return dict(os.environ, PYTHONPATH=REPO, CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS='1',
-                PYTHON=sys.executable, **{k: str(v) for k, v in variables.items()})
 
 
 def options(demo_root):
@@ -39,11 +31,7 @@ def largest_difference(checkpoint, reference):
 
 def losses(work_dir):
     """(iteration, loss) of every logged training step, from rank 0's scalars.json."""
-    found = [osp.join(root, f) for root, _, files in os.walk(work_dir) for f in files
-             if f == 'scalars.json']
-    assert len(found) == 1, found
-    lines = [json.loads(line) for line in open(found[0])]
-    return [(line['iter'], line['loss']) for line in lines if 'loss' in line]
+    return [(line['iter'], line['loss']) for line in scalars(work_dir) if 'loss' in line]
 
 
 @pytest.fixture(scope='module')

@@ -1,7 +1,7 @@
 """Each change groupmix_backbones.policy makes to another library works around an upstream issue
 that is still there in the pinned versions. Each test here shows its issue, with our change undone:
 a test that fails after an upgrade means upstream has fixed that issue, and the change in
-groupmix_backbones/policy/__init__.py (and the README's list) can go."""
+groupmix_backbones/policy/__init__.py (and docs/checkpoints.md's list) can go."""
 import fractions
 import os.path as osp
 import pickle
@@ -12,6 +12,7 @@ import mmseg.apis.inference as mmseg_inference
 import pytest
 import torch
 from mmengine.config import Config
+from mmengine.config.utils import MODULE2PACKAGE
 from mmengine.dist import utils as dist_utils
 from mmengine.registry import DefaultScope
 from mmengine.runner import checkpoint as mmengine_checkpoint
@@ -93,3 +94,32 @@ def test_mmengine_launcher_selects_a_cuda_device_whatever_the_backend(monkeypatc
         monkeypatch.setenv(name, value)
     with pytest.raises(SetDevice):
         dist_utils._init_dist_pytorch('gloo')
+
+
+PACKAGE_DEMO = 'mmpretrain_cfgs/groupmixformer/groupmixformer-micro_demo.py'
+
+
+def config_inheriting(tmp_path, base):
+    path = tmp_path / 'mine.py'
+    path.write_text(f'_base_ = {base!r}\nmodel = dict(head=dict(num_classes=3))\n')
+    return str(path)
+
+
+def test_mmengine_resolves_package_references_of_its_own_packages_only(tmp_path, monkeypatch):
+    """mmengine#1410 (its fix, mmengine#1411, closed): ``_base_ = 'package::path'`` resolves only
+    for the OpenMMLab packages in mmengine's table; ours is refused."""
+    monkeypatch.setattr(Config, '_get_cfg_path', staticmethod(Config._get_cfg_path.__wrapped__))
+    monkeypatch.delitem(MODULE2PACKAGE, 'groupmix_backbones')
+    with pytest.raises(AssertionError, match='does not support to load groupmix_backbones config'):
+        Config.fromfile(config_inheriting(tmp_path, f'groupmix_backbones::{PACKAGE_DEMO}'))
+
+
+def test_mmengine_scopes_every_dict_of_a_package_base():
+    """What mmengine does with a base it finds by package reference (mmdet's, for one): every
+    outermost typed dict gets ``_scope_=package``, whose registries would then build it. Ours are
+    mmpretrain's, mmdet's or mmseg's configs, so our references resolve without a scope."""
+    scoped = Config._dict_to_config_dict(
+        {'model': {'type': 'ImageClassifier', 'backbone': {'type': 'GroupMixFormer'}}},
+        'groupmix_backbones')
+    assert scoped['model']['_scope_'] == 'groupmix_backbones'
+

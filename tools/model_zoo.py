@@ -1,6 +1,7 @@
-"""The model zoo, generated from the registry, the configs and ``groupmix_backbones.zoo``:
-``docs/model_zoo.md``, a ``metafile.yml`` per task and family folder (OpenMMLab's format:
-Collections and Models, as mmpretrain, mmdet and mmseg write them) and ``model-index.yml``.
+"""The model zoo, generated from the registry, the configs, ``groupmix_backbones.zoo`` and
+``groupmix_backbones.papers``: ``docs/model_zoo.md``, a ``metafile.yml`` and a ``README.md`` per
+task and family folder (OpenMMLab's format: Collections and Models, as mmpretrain, mmdet and mmseg
+write them; the README as their ``configs/<family>/README.md``) and ``model-index.yml``.
 
     python tools/model_zoo.py             # write them; FLOPs from docs/model_zoo_flops.json
     python tools/model_zoo.py --check     # exit 1 where a written file is not what it would be
@@ -16,12 +17,13 @@ import glob
 import json
 import os.path as osp
 import sys
+from urllib.parse import urlparse
 from collections import defaultdict
 
 import torch
 import yaml
 
-from groupmix_backbones import zoo
+from groupmix_backbones import papers, zoo
 from groupmix_backbones.analysis import count_flops
 from groupmix_backbones.registry import BACKBONES
 
@@ -162,8 +164,29 @@ def converted_name(cls_config):
 
 
 def converter_command(name, cls_config):
+    """The command, for a Python with the package (``.venv/bin/python`` in a clone)."""
     converter = zoo.COLLECTIONS[collection_of(name)]['converter']
-    return f'python {converter} OFFICIAL.pth {converted_name(cls_config)}'
+    tool = osp.splitext(osp.relpath(converter, 'tools'))[0]
+    return f'python -m groupmix_backbones {tool} OFFICIAL.pth {converted_name(cls_config)}'
+
+
+def loadable(url):
+    """Whether mmengine's loaders (``load_from``, ``init_cfg``, ours) can fetch ``url``: they
+    cache a download under the file name that ends its path. Share pages (SharePoint, Google
+    Drive) and FLatten's ``.../f/<id>/?dl=1`` links have none: a person downloads those."""
+    return bool(url) and bool(osp.splitext(osp.basename(urlparse(url).path))[1])
+
+
+def trained_weights(name, arch, task, config):
+    """The official checkpoint that ``config`` loads and tests as it is (converted on load), or
+    None: the classifier's where the loaders can fetch it, the official detector of a 1x
+    config."""
+    facts = zoo.MODELS.get((name, arch), {})
+    if task == 'cls' and loadable(facts.get('weights')):
+        return facts['weights']
+    if task == 'det' and facts.get('detector_weights') and '_1x_' in osp.basename(config):
+        return facts['detector_weights']
+    return None
 
 
 def gflops(flops, size):
@@ -207,7 +230,10 @@ def render_doc(configs, params, flops):
         '- **top-1**: ImageNet-1k; **box / mask AP**: COCO val, Mask R-CNN (schedule where '
         'stated); **mIoU**: ADE20K val.',
         '- Metafiles: `model-index.yml` imports one `metafile.yml` per task and family folder '
-        '(OpenMMLab\'s format).',
+        '(OpenMMLab\'s format); a `README.md` beside each folder\'s configs has its results '
+        'table and citation.',
+        weights_summary(configs),
+        '- Commands: `python` is one with the package installed (`.venv/bin/python` in a clone).',
     ]
     for title, collection in zoo.COLLECTIONS.items():
         lines += ['', f'## {title}', '',
@@ -236,6 +262,27 @@ def render_doc(configs, params, flops):
             details += arch_details(name, arch, facts, configs.get((name, arch), {}))
         lines += [''] + details
     return '\n'.join(lines) + '\n'
+
+
+def weights_summary(configs):
+    """The bullet that says which configs have trained weights and which have none."""
+    rows = [(name, arch, task, config) for (name, arch), tasks in configs.items()
+            for task, paths in tasks.items() for config in paths]
+    trained = [row for row in rows if trained_weights(*row)]
+    detectors = [row for row in trained if row[2] == 'det']
+    pages = [row for row in rows if row[2] == 'cls' and not trained_weights(*row) and
+             zoo.MODELS.get(row[:2], {}).get('weights')]
+    return (f'- **Trained weights**: {len(trained)} of the {len(rows)} configs load official '
+            f'weights as they are (the metafiles\' `Weights`, converted on load): '
+            f'{len(trained) - len(detectors)} classifiers and {len(detectors)} Mask R-CNN 1x '
+            f'detectors of the unified family. {len(pages)} more classifiers (GroupMixFormer, '
+            'FLatten, SG-Former) have official weights that a person downloads (share pages, and '
+            'links whose path names no file, which mmengine\'s loaders cannot cache): download, '
+            'then `load_from` the file or convert it. **The other '
+            f'{len(rows) - len(trained) - len(pages)} configs have no trained weights**, official '
+            'or ours: every UperNet config and every other Mask R-CNN config. This project has '
+            'trained none of its configs (only the CPU demos); their reported numbers are the '
+            'papers\', for the authors\' own code and training.')
 
 
 def arch_details(name, arch, facts, tasks):
@@ -281,6 +328,9 @@ def model_entry(name, arch, task, config, params, flops):
         entry['Converted From'] = {'Weights': facts['weights'],
                                    'Code': zoo.COLLECTIONS[collection_of(name)]['code_url']}
     entry['Config'] = config
+    weights = trained_weights(name, arch, task, config)
+    if weights:
+        entry['Weights'] = weights
     return entry
 
 
@@ -292,14 +342,22 @@ def collection_name(name, task):
     return collection_of(name) + COLLECTION_SUFFIXES[task]
 
 
-def render_metafiles(configs, params, flops):
-    """``{path: text}`` of every ``metafile.yml`` and of ``model-index.yml``."""
+def folder_configs(configs):
+    """``{folder: [(task, class, arch, config), ...]}``: the configs of each task and family
+    folder, in registration order."""
     folders = defaultdict(list)
     for name, arch in registered_archs():
         for task, paths in configs.get((name, arch), {}).items():
             for config in paths:
-                folders[osp.dirname(config)].append(
-                    (task, name, model_entry(name, arch, task, config, params, flops)))
+                folders[osp.dirname(config)].append((task, name, arch, config))
+    return dict(sorted(folders.items()))
+
+
+def render_metafiles(configs, params, flops):
+    """``{path: text}`` of every ``metafile.yml`` and of ``model-index.yml``."""
+    folders = {folder: [(task, name, model_entry(name, arch, task, config, params, flops))
+                        for task, name, arch, config in found]
+               for folder, found in folder_configs(configs).items()}
     files = {}
     for folder, entries in sorted(folders.items()):
         task = entries[0][0]
@@ -309,12 +367,101 @@ def render_metafiles(configs, params, flops):
             collections.append({'Name': title + COLLECTION_SUFFIXES[task],
                                 'Metadata': {'Training Data': DATASETS[task]},
                                 'Paper': {'Title': source['paper'], 'URL': source['paper_url']},
-                                'README': DOC})
+                                'README': f'{folder}/README.md'})
         models = sorted((entry for _, _, entry in entries), key=lambda entry: entry['Name'])
         files[f'{folder}/metafile.yml'] = yaml.safe_dump(
             {'Collections': collections, 'Models': models}, sort_keys=False, width=100)
     files[INDEX] = yaml.safe_dump({'Import': sorted(files)}, sort_keys=False)
     return files
+
+
+def config_detection_cell(facts, config):
+    """The paper's box / mask AP on the config of its schedule (every schedule if not stated)."""
+    schedule = facts.get('det_schedule')
+    if facts.get('box_ap') is None or schedule and f'_{schedule}_' not in osp.basename(config):
+        return '–'
+    return detection_cell(facts) + ('' if schedule else ' (schedule not stated)')
+
+
+#: what a family README's table reports for each task: (column, cell of (facts, config))
+README_RESULTS = {
+    'cls': ('paper top-1 (ImageNet-1k)', lambda facts, config: paper_cell(
+        facts, 'top1', 'top1_source', f" ({facts['resolution']})" if facts.get('resolution')
+        else '')),
+    'det': ('paper box / mask AP (COCO)', config_detection_cell),
+    'seg': ('paper mIoU (ADE20K)', lambda facts, config: paper_cell(facts, 'miou', 'seg_source')),
+}
+TASK_TITLES = {'cls': 'ImageNet-1k classification (mmpretrain)',
+               'det': 'Mask R-CNN on COCO (mmdet)', 'seg': 'UperNet on ADE20K (mmseg)'}
+
+
+def weights_cell(name, arch, task, config):
+    weights = trained_weights(name, arch, task, config)
+    if weights:
+        return f'[official]({weights})'
+    page = zoo.MODELS.get((name, arch), {}).get('weights')
+    return f'[official, by hand]({page})' if task == 'cls' and page else 'none'
+
+
+def render_readme(found, classifiers, params, flops):
+    """The README beside a task and family folder's configs (``found``, of
+    :func:`folder_configs`), as mmdet's configs/<family>/; ``classifiers``: each arch's
+    classification configs."""
+    task = found[0][0]
+    title = collection_of(found[0][1])
+    source = zoo.COLLECTIONS[title]
+    licence = papers.UPSTREAM_LICENSES[title] or 'none stated: the repository has no licence file'
+    column, cell = README_RESULTS[task]
+    size = SIZES[task]
+    lines = [f'# {title}: {TASK_TITLES[task]}', '',
+             '<!-- generated by tools/model_zoo.py from groupmix_backbones/zoo.py, '
+             'groupmix_backbones/papers.py, the registry and the configs; do not edit -->', '',
+             f"> [{source['paper']}]({source['paper_url']}); official code: "
+             f"{source['code_url']}; its licence: {licence}.", '',
+             '## In brief', '', papers.DESCRIPTIONS[title], '',
+             '## Results and models', '',
+             "The paper's numbers are the official code's, trained by the authors (linked to where "
+             'they are stated). "not trained here": this project has not trained the config, so '
+             'there is no result of its own; "none": no trained weights exist for it, official or '
+             'ours (the backbone starts from the converted ImageNet classifier, `init_cfg`). '
+             'Official weights keep their authors\' terms '
+             '([docs/license.md](../../docs/license.md)); '
+             f'params and GFLOPs are the backbone\'s ([model zoo](../../{DOC})).', '',
+             f'| config | backbone | params (M) | GFLOPs ({size_key(size)}) | {column} | '
+             'weights | our result |',
+             '| --- | --- | --- | --- | --- | --- | --- |']
+    for _, name, arch, config in found:
+        facts = zoo.MODELS.get((name, arch), {})
+        shape = classification_size(arch) if task == 'cls' else size
+        stem = osp.splitext(osp.basename(config))[0]
+        lines.append(f'| [{stem}]({osp.basename(config)}) | `{name}` `{arch}` | '
+                     f'{params[name, arch] / 1e6:.1f} | '
+                     f"{gflops(flops.get(f'{name} {arch}'), shape)} | {cell(facts, config)} | "
+                     f'{weights_cell(name, arch, task, config)} | not trained here |')
+    # the converted classifier of each arch: these configs (cls) or their backbones' init_cfg
+    commands = list(dict.fromkeys(
+        converter_command(name, classifiers[name, arch][0]) for _, name, arch, _ in found
+        if classifiers.get((name, arch))))
+    if commands:
+        lines += ['', 'Convert the official ImageNet weights' + (
+            ' (the classifiers load them; the detection and segmentation configs load them from '
+            '`checkpoints/`)' if task == 'cls' else ', which these configs\' backbones load from '
+            '`checkpoints/` (`init_cfg`)') + '; `python`: one with the package (`.venv/bin/python` '
+            'in a clone):', '', '```bash', *commands, '```']
+    if task == 'det' and any(trained_weights(*row[1:3], task, row[3]) for row in found):
+        lines += ['', 'The official detectors load into the 1x configs as they are, converted on '
+                  'load: `python -m groupmix_backbones test CONFIG DETECTOR.pth`; '
+                  '`model_converters/stm_det2mmdet` writes the conversion to a file '
+                  '([docs/checkpoints.md](../../docs/checkpoints.md)).']
+    lines += ['', 'Every folder also has a CPU-sized `*_demo.py` config (`bash tools/demo.sh`).',
+              '', '## Citation', '', '```bibtex', papers.BIBTEX[title], '```']
+    return '\n'.join(lines) + '\n'
+
+
+def render_readmes(configs, params, flops):
+    classifiers = {key: tasks.get('cls') for key, tasks in configs.items()}
+    return {f'{folder}/README.md': render_readme(found, classifiers, params, flops)
+            for folder, found in folder_configs(configs).items()}
 
 
 def load_flops():
@@ -336,7 +483,8 @@ def render(flops=None):
     configs = model_configs()
     params = {key: count_parameters(*key) for key in registered_archs()}
     flops = load_flops() if flops is None else flops
-    return {DOC: render_doc(configs, params, flops), **render_metafiles(configs, params, flops)}
+    return {DOC: render_doc(configs, params, flops), **render_metafiles(configs, params, flops),
+            **render_readmes(configs, params, flops)}
 
 
 def main(argv=None):

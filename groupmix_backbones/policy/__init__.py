@@ -1,5 +1,5 @@
-"""Everything groupmix_backbones changes in other libraries, in one place (the README's "What
-importing groupmix_backbones changes" lists it for users).
+"""Everything groupmix_backbones changes in other libraries, in one place ("What
+importing groupmix_backbones changes" in docs/checkpoints.md lists it for users).
 
 Importing the package applies the changes below, each named with the upstream issue it works
 around (1b, official checkpoints converted on load, is a feature). ``tests/test_policy.py`` checks
@@ -14,12 +14,16 @@ import functools
 import mmdet.apis.inference as mmdet_inference
 import mmseg.apis.inference as mmseg_inference
 import torch
+from mmengine.config import Config
+from mmengine.config.utils import MODULE2PACKAGE
 from mmengine.runner import checkpoint as mmengine_checkpoint
 from mmengine.runner.checkpoint import CheckpointLoader
 from mmpretrain.apis.base import BaseInferencer as PretrainInferencer
 
 from ..converters import convert_for_model
+from ..resources import PACKAGE
 from . import checkpoint
+from .configs import package_configs_resolved
 from .scopes import pipeline_in_scope, run_in_scope
 
 # 1. Checkpoints are data: every URL scheme mmengine knows is read by checkpoint.safe_torch_load.
@@ -73,10 +77,17 @@ mmdet_inference.get_test_pipeline_cfg = pipeline_in_scope(mmdet_inference.get_te
 mmseg_inference._preprare_data = run_in_scope(
     mmseg_inference._preprare_data, lambda imgs, model: model.cfg.get('default_scope', 'mmseg'))
 
+# 3. Configs inherit ours by package reference, `_base_ = 'groupmix_backbones::mmdet_cfgs/...'`, as
+# they do mmdet's: mmengine knows our package (its table of OpenMMLab packages; mmengine#1410) and
+# resolves our references to the files in the installed .mim/ or the clone, without giving their
+# dicts a scope of their own (see .configs).
+MODULE2PACKAGE.setdefault(PACKAGE, PACKAGE)
+Config._get_cfg_path = staticmethod(package_configs_resolved(Config._get_cfg_path))
+
 
 @contextlib.contextmanager
 def cuda_device_selection_skipped():
-    """3. Not on import: for the duration, ``torch.cuda.set_device`` does nothing. mmengine's
+    """4. Not on import: for the duration, ``torch.cuda.set_device`` does nothing. mmengine's
     launchers call it before ``init_process_group`` whatever the backend, which fails on a host
     without a GPU even with gloo; the tools' CPU runs launch under this (no upstream issue
     found)."""
