@@ -86,6 +86,28 @@ def use_resumable_checkpoints(cfg: Config):
         hooks['checkpoint']['type'] = 'ResumableCheckpointHook'
 
 
+def stop_gracefully(cfg: Config):
+    """Stop on a preemption signal with a checkpoint, and at the first non-finite loss before
+    anything is saved (:class:`~groupmix_backbones.engine.GracefulStopHook`); epoch-based runs
+    resume inside an epoch (:class:`~groupmix_backbones.engine.ResumableEpochBasedTrainLoop`)."""
+    add_hook(cfg, dict(type='GracefulStopHook'))
+    loop = cfg.get('train_cfg') or {}
+    if loop.get('type') == 'EpochBasedTrainLoop' or ('type' not in loop and loop.get('by_epoch')):
+        cfg.train_cfg = dict({k: v for k, v in loop.items() if k != 'by_epoch'},
+                             type='ResumableEpochBasedTrainLoop')
+
+
+def take_intact_checkpoint(cfg: Config):
+    """``resume`` without a file: the newest intact checkpoint of the work dir (the one
+    ``last_checkpoint`` names unless it is damaged); a local ``load_from``: verified against its
+    checksum (:mod:`~groupmix_backbones.engine.checksum`)."""
+    from .engine.checksum import newest_intact_checkpoint, verify_checkpoint
+    if cfg.get('resume') and not cfg.get('load_from'):
+        cfg.load_from = newest_intact_checkpoint(cfg.work_dir) if osp.isdir(cfg.work_dir) else None
+    elif isinstance(cfg.get('load_from'), str) and '://' not in cfg.load_from:
+        verify_checkpoint(cfg.load_from)
+
+
 def add_hook(cfg: Config, hook: dict):
     """Append ``hook`` to the config's custom hooks unless a hook of its type is there."""
     hooks = list(cfg.get('custom_hooks') or [])  # configs may set None
@@ -111,7 +133,8 @@ def check_pretrained_paths(node, where='model'):
 def prepare_cfg(cfg: Config, config_path: str, launcher: str = 'none', work_dir=None,
                 command: str = 'train') -> Config:
     """Fill in the work dir and launcher, check the data that ``command`` ('train' or 'test')
-    reads, save resumable checkpoints and adapt the config to a CPU host."""
+    reads, save resumable checkpoints, stop training gracefully, load only intact checkpoints and
+    adapt the config to a CPU host."""
     cfg.launcher = launcher
     if work_dir is not None:
         cfg.work_dir = work_dir
@@ -120,6 +143,9 @@ def prepare_cfg(cfg: Config, config_path: str, launcher: str = 'none', work_dir=
     check_dataset_paths(cfg, used_dataloaders(cfg, command))
     check_datasets(cfg, used_dataloaders(cfg, command))
     use_resumable_checkpoints(cfg)
+    if command == 'train':
+        stop_gracefully(cfg)
+    take_intact_checkpoint(cfg)
     if launcher != 'none':  # plain BatchNorm (SyncBN on a CPU host, too) learns its statistics
         add_hook(cfg, dict(type='NormStatsSyncHook'))  # per process: share them
     if cfg.get('default_scope') == 'mmseg':  # label maps are only decoded as they are read

@@ -17,6 +17,21 @@ def load_tool(relative_path):
     return module
 
 
+def process_tree(root):
+    """``root`` and every process below it (from /proc), parents first."""
+    children = {}
+    for pid in filter(str.isdigit, os.listdir('/proc')):
+        try:
+            stat = open(f'/proc/{pid}/stat').read()
+        except OSError:
+            continue
+        children.setdefault(int(stat.rsplit(')', 1)[1].split()[1]), []).append(int(pid))
+    tree = [root]
+    for pid in tree:
+        tree += children.get(pid, [])
+    return tree
+
+
 @pytest.fixture(scope='session')
 def demo_root(tmp_path_factory):
     """A tiny demo dataset of all three tasks, generated once per test session."""

@@ -20,6 +20,7 @@ from mmengine.fileio import LocalBackend
 from mmengine.runner import IterBasedTrainLoop, Runner
 
 import groupmix_backbones.engine.checkpoint_hook as checkpoint_hook
+from conftest import process_tree
 
 MOMENT, _, WHEN = os.environ['KILL_AT'].partition(':')
 # rank 0 kills: it is the one that writes checkpoints (another rank reaching a moment first would
@@ -29,18 +30,7 @@ KILLER = os.environ.get('RANK') == '0'
 
 def kill_the_run():
     """SIGKILL torchrun (this process's parent) and every process below it, this one last."""
-    children = {}
-    for pid in filter(str.isdigit, os.listdir('/proc')):
-        try:
-            stat = open(f'/proc/{pid}/stat').read()
-        except OSError:
-            continue
-        children.setdefault(int(stat.rsplit(')', 1)[1].split()[1]), []).append(int(pid))
-    tree, i = [os.getppid()], 0
-    while i < len(tree):
-        tree += children.get(tree[i], [])
-        i += 1
-    for pid in sorted(tree, key=lambda p: p == os.getpid()):
+    for pid in sorted(process_tree(os.getppid()), key=lambda p: p == os.getpid()):
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:

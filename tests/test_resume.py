@@ -18,6 +18,7 @@ from mmengine.runner import CheckpointLoader, Runner
 from conftest import REPO
 from groupmix_backbones.engine import ResumableCheckpointHook
 from groupmix_backbones.engine.checkpoint_hook import CheckpointWriteError
+from groupmix_backbones.engine.checksum import SUFFIX
 from test_tasks import DEMOS, short_cfg, short_run_options
 
 CLS, SEG = ('groupmixformer', 'cls'), ('groupmixformer', 'seg')
@@ -162,7 +163,7 @@ def test_a_full_disk_stops_the_run_and_keeps_the_last_checkpoint(uninterrupted_c
                              rf'{re.escape(first)} and .*last_checkpoint are unchanged'):
         train(CLS, demo_root, disk, resume=True, **{'train_cfg.max_epochs': 2})
     assert sorted(f for f in os.listdir(disk) if 'epoch' in f or 'checkpoint' in f) == [
-        'epoch_1.pth', 'last_checkpoint']
+        'epoch_1.pth', 'epoch_1.pth.sha256', 'last_checkpoint']
     assert open(disk / 'last_checkpoint').read() == first
     assert CheckpointLoader.load_checkpoint(first)['meta']['epoch'] == 1
 
@@ -170,6 +171,14 @@ def test_a_full_disk_stops_the_run_and_keeps_the_last_checkpoint(uninterrupted_c
     resumed = train(CLS, demo_root, disk, resume=True, **{'train_cfg.max_epochs': 2})
     assert open(disk / 'last_checkpoint').read() == str(disk / 'epoch_2.pth')
     assert_resumed_exactly(resumed, uninterrupted_cls)
+
+
+def checkpoints_in(folder):
+    """The checkpoints in ``folder``, each checked to have its checksum file beside it."""
+    files = sorted(os.listdir(folder))
+    checkpoints = [f for f in files if not f.endswith(SUFFIX)]
+    assert files == sorted(checkpoints + [f + SUFFIX for f in checkpoints]), files
+    return checkpoints
 
 
 class SavingRunner:
@@ -184,7 +193,7 @@ class SavingRunner:
         self.disk_full, self.files_while_saving = False, []
 
     def save_checkpoint(self, out_dir, filename, **kwargs):
-        self.files_while_saving.append(sorted(os.listdir(out_dir)))
+        self.files_while_saving.append(checkpoints_in(out_dir))
         with open(osp.join(out_dir, filename), 'wb') as f:
             f.write(b'half')
             if self.disk_full:
@@ -200,7 +209,7 @@ def test_save_best_keeps_the_old_best_until_the_new_one_is_in_place(tmp_path):
     def validate(epoch, acc):
         runner.epoch = epoch
         hook.after_val_epoch(runner, {'acc': acc})
-        return sorted(os.listdir(tmp_path))
+        return checkpoints_in(tmp_path)
 
     assert validate(1, acc=0.5) == ['best_acc_epoch_1.pth']
     assert validate(2, acc=0.7) == ['best_acc_epoch_2.pth']
@@ -210,7 +219,7 @@ def test_save_best_keeps_the_old_best_until_the_new_one_is_in_place(tmp_path):
     with pytest.raises(CheckpointWriteError, match=r'best_acc_epoch_4\.pth \(No space left on '
                                                    r'device\)\. The previous best checkpoint'):
         validate(4, acc=0.9)
-    assert sorted(os.listdir(tmp_path)) == ['best_acc_epoch_2.pth']
+    assert checkpoints_in(tmp_path) == ['best_acc_epoch_2.pth']
     assert open(tmp_path / 'best_acc_epoch_2.pth', 'rb').read() == b'half and the rest'
     best = str(tmp_path / 'best_acc_epoch_2.pth')
     assert hook.best_ckpt_path == runner.message_hub.get_info('best_ckpt') == best

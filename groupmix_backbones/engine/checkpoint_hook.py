@@ -14,6 +14,7 @@ from mmengine.registry import HOOKS
 from mmengine.runner import IterBasedTrainLoop
 from torch.utils.data import get_worker_info
 
+from .checksum import SUFFIX, checksum_line, remove_with_checksum
 from .random_state import get_random_state, set_random_state
 
 INCOMPLETE = '.incomplete'  # suffix of a file still being written; renamed away once complete
@@ -90,7 +91,9 @@ class ResumableCheckpointHook(CheckpointHook):
         self._val_random_state = None
         self._resumed = None
         self._worker_states = None  # {worker id: random state} of persistent workers
+        self._epoch_start_worker_states = None
         self._restore_at_first_batch = None
+        self._restore_after_skipped = None  # (batches to skip, restore)
 
     def _save_checkpoint_with_step(self, runner, step, meta):
         outdated = []
@@ -99,7 +102,45 @@ class ResumableCheckpointHook(CheckpointHook):
                 outdated.append(self.keep_ckpt_ids.popleft())
             self.keep_ckpt_ids.append(step)
             runner.message_hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))
-        filename = self.filename_tmpl.format(step)
+        interrupted = runner.message_hub.get_info('interrupted_ckpt')
+        self._save_as(runner, self.filename_tmpl.format(step), meta)
+        if not is_main_process():
+            return
+        for old in outdated:
+            path = self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(old))
+            if self.file_backend.isfile(path):
+                self._remove(path)
+            elif self.file_backend.isdir(path):
+                self.file_backend.rmtree(path)
+        self._remove_superseded(interrupted)
+
+    def save_interrupted(self, runner, in_train_iter: bool):
+        """Write the checkpoint that a stopped run resumes from, ``iter_N.pth`` (N: iterations
+        trained), outside the rotation of ``max_keep_ckpts`` and removed once a later checkpoint
+        is written; ``last_checkpoint`` names it. ``in_train_iter``: called in
+        ``after_train_iter`` (an epoch-based run resumes inside the epoch), else after validation."""
+        iteration = runner.iter + int(in_train_iter)
+        worker_states = None
+        if in_train_iter and not isinstance(runner.train_loop, IterBasedTrainLoop):
+            # the resumed run loads this epoch's trained batches again from the epoch's start
+            worker_states = self._epoch_start_worker_states
+        filename = f'iter_{iteration}.pth'
+        previous = runner.message_hub.get_info('interrupted_ckpt')
+        runner.message_hub.update_info('interrupted_ckpt',
+                                       self.file_backend.join_path(self.out_dir, filename))
+        self._save_as(runner, filename, dict(epoch=runner.epoch, iter=iteration), worker_states)
+        self._remove_superseded(previous)
+        return self.last_ckpt
+
+    def _remove_superseded(self, interrupted):
+        """Remove the stop checkpoint ``interrupted`` (if any) once a later one is written."""
+        if (is_main_process() and interrupted and interrupted != self.last_ckpt
+                and self.file_backend.isfile(interrupted)):
+            self._remove(interrupted)
+
+    def _save_as(self, runner, filename, meta, worker_states=None):
+        """Write the checkpoint ``filename`` with each rank's random state, then
+        ``last_checkpoint``."""
         # the checkpoint before this one: of this run, or of the run it resumed
         previous = self.last_ckpt or runner.message_hub.get_info('last_ckpt')
         self.last_ckpt = self.file_backend.join_path(self.out_dir, filename)
@@ -107,8 +148,9 @@ class ResumableCheckpointHook(CheckpointHook):
         # inside validation (a new best checkpoint) training goes on from the state before it
         random_state = self._val_random_state or get_random_state()
         meta = dict(meta, random_states=all_gather_object(random_state))
-        if self._worker_states is not None:
-            meta['worker_random_states'] = all_gather_object(self._worker_states)
+        worker_states = self._worker_states if worker_states is None else worker_states
+        if worker_states is not None:
+            meta['worker_random_states'] = all_gather_object(worker_states)
         kept = (f'The previous checkpoint {previous} and {runner.work_dir}/last_checkpoint '
                 'are unchanged: make room and resume with --resume.' if previous else
                 'No checkpoint was written before this one.')
@@ -126,17 +168,18 @@ class ResumableCheckpointHook(CheckpointHook):
                 error.errno, f'Could not update {last_checkpoint} after writing {self.last_ckpt} '
                 f'({error.strerror or error}). It still names {previous}, which is kept; '
                 'make room and resume with --resume.') from error
-        for old in outdated:
-            path = self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(old))
-            if self.file_backend.isfile(path):
-                self.file_backend.remove(path)
-            elif self.file_backend.isdir(path):
-                self.file_backend.rmtree(path)
+
+    def _remove(self, path):
+        if isinstance(self.file_backend, LocalBackend):
+            remove_with_checksum(path)
+        else:
+            self.file_backend.remove(path)
 
     def _write_checkpoint(self, runner, out_dir, filename, kept='', **kwargs):
-        """``runner.save_checkpoint`` onto a local disk as ``filename.incomplete``, renamed to
-        ``filename`` once whole. A failed write (a full disk) removes the partial file and raises
-        :class:`CheckpointWriteError` saying what is kept (``kept``)."""
+        """``runner.save_checkpoint`` onto a local disk as ``filename.incomplete``, its sha256
+        written to ``filename.sha256`` and the file renamed to ``filename`` once whole. A failed
+        write (a full disk) removes the partial file and raises :class:`CheckpointWriteError`
+        saying what is kept (``kept``)."""
         if not isinstance(self.file_backend, LocalBackend):
             return type(runner).save_checkpoint(runner, out_dir, filename, **kwargs)
         path = osp.join(out_dir, filename)
@@ -144,6 +187,7 @@ class ResumableCheckpointHook(CheckpointHook):
             with removing_on_error(path + INCOMPLETE):
                 type(runner).save_checkpoint(runner, out_dir, filename + INCOMPLETE, **kwargs)
                 if is_main_process():
+                    write_text_atomically(path + SUFFIX, checksum_line(path + INCOMPLETE, path))
                     replace_durably(path + INCOMPLETE, path)
         except OSError as error:
             raise CheckpointWriteError(error.errno, f'Could not write the checkpoint {path} '
@@ -170,7 +214,7 @@ class ResumableCheckpointHook(CheckpointHook):
             if new is None:  # not improved: the old best stays best
                 self._set_best_path(runner, key, old)
             elif old and old != new and is_main_process() and self.file_backend.isfile(old):
-                self.file_backend.remove(old)
+                self._remove(old)
                 runner.logger.info(f'The previous best checkpoint {old} is removed')
 
     def _best_path(self, key):
@@ -225,13 +269,29 @@ class ResumableCheckpointHook(CheckpointHook):
                 self._restore_worker_states(runner, resumed['worker_states'])
             self._restore_random_state(runner, resumed['random_states'])
 
+    def before_train_epoch(self, runner):
+        if self._worker_states is not None:
+            self._epoch_start_worker_states = dict(self._worker_states)
+
     def before_train_iter(self, runner, batch_idx, data_batch=None):
-        if isinstance(data_batch, dict) and WORKER_STATE in data_batch:
-            worker_id, state = data_batch.pop(WORKER_STATE)
-            self._worker_states[worker_id] = state
+        self._record_worker_state(data_batch)
         restore, self._restore_at_first_batch = self._restore_at_first_batch, None
         if restore is not None:
             restore()
+
+    def skip_train_iter(self, runner, batch_idx, data_batch=None):
+        """A batch trained before the run was interrupted, loaded again by a resumed
+        :class:`~groupmix_backbones.engine.ResumableEpochBasedTrainLoop` and not trained: the
+        random state is restored after the last of them."""
+        self._record_worker_state(data_batch)
+        if self._restore_after_skipped and batch_idx + 1 == self._restore_after_skipped[0]:
+            restore, self._restore_after_skipped = self._restore_after_skipped[1], None
+            restore()
+
+    def _record_worker_state(self, data_batch):
+        if isinstance(data_batch, dict) and WORKER_STATE in data_batch:
+            worker_id, state = data_batch.pop(WORKER_STATE)
+            self._worker_states[worker_id] = state
 
     def before_val(self, runner):
         self._val_random_state = get_random_state()
@@ -251,10 +311,7 @@ class ResumableCheckpointHook(CheckpointHook):
                 sampler.seed = runner.seed
                 if isinstance(sampler, InfiniteSampler):  # its index stream is made at init
                     sampler.indices = sampler._indices_of_rank()
-        init_fn = loader.worker_init_fn
-        if isinstance(init_fn, functools.partial) and init_fn.keywords.get('seed') == loader_seed:
-            loader.worker_init_fn = functools.partial(init_fn.func, *init_fn.args,
-                                                      **dict(init_fn.keywords, seed=runner.seed))
+        loader.worker_init_fn = with_seed(loader.worker_init_fn, loader_seed, runner.seed)
         if isinstance(loop, IterBasedTrainLoop):  # its iterator (and workers) exist already
             loop.dataloader_iterator = type(loop.dataloader_iterator)(loader)
 
@@ -274,6 +331,8 @@ class ResumableCheckpointHook(CheckpointHook):
         loop = runner.train_loop
         if isinstance(loop, IterBasedTrainLoop):
             loop.dataloader_iterator = _RestoreBeforeNextBatch(loop, restore)
+        elif getattr(loop, 'trained_in_epoch', 0):  # resumed inside an epoch
+            self._restore_after_skipped = (loop.trained_in_epoch, restore)
         elif self._worker_states is not None:
             # the uninterrupted run's persistent workers exist already; the resumed run's
             # iterator draws their base seed from this process's generator: restore after it
@@ -292,6 +351,19 @@ class ResumableCheckpointHook(CheckpointHook):
         loader.worker_init_fn = functools.partial(seed_and_restore_worker,
                                                   init_fn=loader.worker_init_fn,
                                                   states=self._worker_states)
+
+
+def with_seed(init_fn, old, new):
+    """``init_fn`` (a ``functools.partial``, maybe wrapping another as ``init_fn``) with its
+    ``seed`` argument ``old`` replaced by ``new``."""
+    if not isinstance(init_fn, functools.partial):
+        return init_fn
+    keywords = dict(init_fn.keywords)
+    if keywords.get('seed') == old:
+        keywords['seed'] = new
+    if 'init_fn' in keywords:
+        keywords['init_fn'] = with_seed(keywords['init_fn'], old, new)
+    return functools.partial(init_fn.func, *init_fn.args, **keywords)
 
 
 class _RestoreBeforeNextBatch:
