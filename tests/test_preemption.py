@@ -23,7 +23,7 @@ from mmengine.runner import CheckpointLoader, Runner
 from conftest import REPO, load_tool, process_tree
 from groupmix_backbones.engine.checksum import SUFFIX, damage, sha256_of
 from groupmix_backbones.engine.stop_hook import PREEMPTED_EXIT_CODE, Preempted
-from groupmix_backbones.policy.checkpoint import CorruptCheckpointError
+from groupmix_backbones.safe_checkpoint import CorruptCheckpointError
 from test_multinode import largest_difference
 from test_resume import assert_resumed_exactly, train
 from test_tasks import DEMOS, free_port, short_cfg, short_run_options

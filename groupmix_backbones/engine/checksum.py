@@ -9,7 +9,7 @@ import os.path as osp
 
 from mmengine.logging import print_log
 
-from ..policy.checkpoint import CorruptCheckpointError
+from ..safe_checkpoint import CorruptCheckpointError
 
 SUFFIX = '.sha256'
 

@@ -8,7 +8,7 @@ import os.path as osp
 import sys
 
 from groupmix_backbones.engine.checksum import SUFFIX, damage, newest_intact_checkpoint
-from groupmix_backbones.policy.checkpoint import CorruptCheckpointError
+from groupmix_backbones.safe_checkpoint import CorruptCheckpointError
 
 
 def parse_args(argv=None):
