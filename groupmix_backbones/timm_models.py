@@ -313,17 +313,20 @@ TIMM_MODELS: Dict[str, TimmModel] = {
         'https://drive.google.com/drive/folders/1ZJDEwxDffqqqzBC2SzhOkpWpGRweDsE4'))
        for arch in ('s', 'm', 'b')},
 }
-# the unified family: official name, our class, the release's file name
+# the unified family: official name, our class, the release's file name (None: the seeds'
+# attentions as unified mixers, new models without released weights; docs/mixers.md)
 for _mixer, _backbone, _file in (('halo', 'UnifiedHaloNet', 'halonet'),
                                  ('pvt', 'UnifiedPVT', 'pvt'), ('swin', 'UnifiedSwin', 'swin'),
                                  ('convnext', 'UnifiedConvNeXt', 'convnext'),
-                                 ('dcn_v3', 'UnifiedInternImage', 'internimage')):
+                                 ('dcn_v3', 'UnifiedInternImage', 'internimage'),
+                                 ('groupmix', 'UnifiedGroupMix', None),
+                                 ('flatten', 'UnifiedFLatten', None)):
     _unified = _family(_backbone, first_conv='backbone.patch_embed.conv1.proj',
                        paper_ids='arXiv:2211.05781', repo='OpenGVLab/STM-Evaluation',
                        neck_expand_ratio=1.5)
     for _size in ('micro', 'tiny', 'small', 'base'):
         TIMM_MODELS[f'unified_{_mixer}_{_size}'] = _unified(
-            _size, url=f'{_STM_RELEASE}unified_{_file}_{_size}.pth')
+            _size, url=_file and f'{_STM_RELEASE}unified_{_file}_{_size}.pth')
 
 default_cfgs = generate_default_cfgs({name: model.cfg for name, model in TIMM_MODELS.items()})
 

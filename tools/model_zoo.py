@@ -246,7 +246,7 @@ def arch_details(name, arch, facts, tasks):
     for task in ('cls', 'det', 'seg'):
         parts += [f'[{osp.splitext(osp.basename(c))[0]}](../{c})' for c in tasks.get(task, [])]
     text = f'- `{name}` `{arch}`: ' + (', '.join(parts) if parts else 'no config yet')
-    if tasks.get('cls'):
+    if tasks.get('cls') and facts.get('released', True):
         text += f"; convert: `{converter_command(name, tasks['cls'][0])}`"
     if facts.get('detector_weights'):
         text += (f"; official Mask R-CNN weights ([download]({facts['detector_weights']}), "
