@@ -1,6 +1,6 @@
 """The spatial token mixers of :data:`~groupmix_backbones.registry.MIXERS`, which
-:class:`~.unified.UnifiedBackbone` builds its blocks around: the unified family's five, GroupMixFormer's
-group-mix attention and FLatten's focused linear attention. A mixer is built as
+:class:`~.unified.UnifiedBackbone` builds its blocks around: the unified family's five,
+GroupMixFormer's group-mix attention and FLatten's focused linear attention. A mixer is built as
 ``Mixer(dim, **settings)`` and called as ``mixer(tokens, hw_shape)`` on tokens (B, H*W, C) of a
 map of ``hw_shape`` (H, W), row-major (``tokens.reshape(B, H, W, C)`` is the map), returning
 tokens of the same shape; register your own with ``@MIXERS.register_module()`` (docs/mixers.md).
