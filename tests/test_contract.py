@@ -331,7 +331,7 @@ def test_a_list_of_one_value_per_stage_is_taken_per_stage():
                                        window_size=[7, 5, 3, 2]))
     attns = [[block.attn for block in stage.blocks] for stage in model.stages]
     assert [a[0].num_heads for a in attns] == [1, 2, 4, 8]
-    assert [a[0].window_size for a in attns] == [(7, 7), (5, 5), (3, 3), (2, 2)]
+    assert [a[0].window_size for a in attns] == [7, 5, 3, 2]
     with pytest.raises(KeyError, match=r"needs mixer=dict\(type=<a registered mixer>.*Registered "
                                        r"mixers: .*DCNv3.*custom_imports"):
         UnifiedBackbone(arch='micro', mixer=dict(type='NoSuchMixer'))
@@ -355,3 +355,11 @@ def test_released_classes_are_names_over_the_mixer_mechanism(cls_name):
     with torch.no_grad():
         for a, b in zip(named(x), generic(x), strict=True):
             torch.testing.assert_close(a, b)
+
+
+def test_a_named_class_takes_mixer_settings_over_its_own():
+    cls = next(c for c in BACKBONES if c.__name__ == 'UnifiedSwin')
+    model = cls(arch=dict(cls.arch_zoo['micro'], depths=[2, 1, 1, 1]), mixer=dict(window_size=5))
+    blocks = model.stages[0].blocks
+    assert [b.attn.window_size for b in blocks] == [5, 5]
+    assert [b.attn.shifted for b in blocks] == [False, True]  # its per-block setting kept
