@@ -10,6 +10,7 @@ also registered in timm's model registry (:mod:`groupmix_backbones.timm_models`)
 from . import policy  # noqa: F401  (everything this package changes in other libraries)
 from . import engine  # noqa: F401  (hooks)
 from .models import *  # noqa: F401,F403
+from .registry import MIXERS  # noqa: F401  (spatial token mixers of UnifiedBackbone)
 from . import timm_models  # noqa: F401  (timm.create_model names)
 
 __version__ = '0.1.0'

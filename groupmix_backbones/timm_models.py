@@ -12,7 +12,7 @@ A name timm already has keeps timm's model: ours is then skipped with a warning.
 import logging
 import warnings
 from dataclasses import dataclass, field, replace
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional
 
 import torch
 import torch.nn as nn
@@ -296,10 +296,12 @@ TIMM_MODELS: Dict[str, TimmModel] = {
     'flatten_cswin_base_384': _flatten_cswin('base_384', size=384),
     **{f'sgformer_{arch}': _sgformer(arch, crop_pct=0.9) for arch in ('s', 'm', 'b')},
 }
-# the unified family: official name, our class
+# the unified family: official name, our class (the seeds' attentions as unified mixers are new
+# models without released weights; docs/mixers.md)
 for _mixer, _backbone in (('halo', 'UnifiedHaloNet'), ('pvt', 'UnifiedPVT'),
                           ('swin', 'UnifiedSwin'), ('convnext', 'UnifiedConvNeXt'),
-                          ('dcn_v3', 'UnifiedInternImage')):
+                          ('dcn_v3', 'UnifiedInternImage'), ('groupmix', 'UnifiedGroupMix'),
+                          ('flatten', 'UnifiedFLatten')):
     _unified = _family(_backbone, paper_ids='arXiv:2211.05781', repo='OpenGVLab/STM-Evaluation',
                        neck_expand_ratio=1.5)
     for _size in ('micro', 'tiny', 'small', 'base'):

@@ -51,7 +51,7 @@ COLLECTIONS = {
         paper_url='https://arxiv.org/abs/2211.05781',
         code_url=_github(STM),
         classes=('UnifiedHaloNet', 'UnifiedPVT', 'UnifiedSwin', 'UnifiedConvNeXt',
-                 'UnifiedInternImage'),
+                 'UnifiedInternImage', 'UnifiedGroupMix', 'UnifiedFLatten'),
         converter=STM.script),
 }
 
@@ -146,6 +146,13 @@ for _cls, (_name, _archs) in _STM.items():
             weights=f'{_STM_WEIGHTS}cls-ckpt/unified_{_name}_{_arch}.pth',
             detector_weights=_detector)
 del _cls, _name, _archs, _arch, _top1, _box_ap, _mask_ap, _detector
+#: the seeds' attentions as unified mixers (docs/mixers.md): new models, nothing released
+for _cls in ('UnifiedGroupMix', 'UnifiedFLatten'):
+    for _arch in ('micro', 'tiny', 'small', 'base'):
+        MODELS[_cls, _arch] = dict(
+            released=False, note='a new model of this toolkit (docs/mixers.md): no released '
+            'weights; train the classification config first')
+del _cls, _arch
 
 
 def official_weights(name: str, arch: str) -> Tuple[Optional[str], Optional[str]]:

@@ -13,8 +13,9 @@ from mmengine.registry import DefaultScope
 from torch.nn.modules.batchnorm import _BatchNorm
 
 import groupmix_backbones  # noqa: F401
+from groupmix_backbones.models import UnifiedBackbone
 from groupmix_backbones.models.base import TokenStage
-from groupmix_backbones.registry import BACKBONES
+from groupmix_backbones.registry import BACKBONES, MIXERS
 
 ARCHS = [(cls, name) for cls in BACKBONES for name in cls.arch_zoo]
 IDS = [f'{cls.__name__}-{name}' for cls, name in ARCHS]
@@ -250,3 +251,112 @@ def test_forward_intermediates_as_timm_and_out_indices_stop_early(cls):
     first_stage = model.frozen_groups()[1]
     first_stage = first_stage if isinstance(first_stage, (list, tuple)) else [first_stage]
     assert all(p.grad is not None for module in first_stage for p in module.parameters())
+
+
+# ---------------------------------------------------------------- every registered mixer
+def mixer_example(name):
+    """``(arch, mixer)`` of a one-block UnifiedBackbone around the registered mixer ``name``: the
+    widths and settings of the released class built around it (micro), else the family's micro
+    widths and the mixer's defaults (a user's mixer)."""
+    for cls in BACKBONES:
+        if issubclass(cls, UnifiedBackbone):
+            with torch.device('meta'):
+                model = cls(arch=one_block_arch(cls, 'micro'))
+            if model.mixer['type'] == name:
+                return dict(embed_dims=model.embed_dims, depths=[1] * 4), model.mixer
+    return one_block_arch(UnifiedBackbone, 'micro'), dict(type=name)
+
+
+MIXER_NAMES = sorted(MIXERS.module_dict)
+
+
+def build_around(name, **kwargs):
+    arch, mixer = mixer_example(name)
+    torch.manual_seed(0)
+    return UnifiedBackbone(arch=arch, mixer=mixer, **kwargs)
+
+
+def test_every_mixer_is_registered():
+    assert {'HaloAttention', 'SpatialReductionAttention', 'ShiftedWindowAttention',
+            'DepthwiseConvMixer', 'DCNv3', 'GroupMixAttention', 'FocusedLinearMixer'} <= \
+        set(MIXER_NAMES)
+
+
+@pytest.mark.parametrize('scope', SCOPES)
+@pytest.mark.parametrize('name', MIXER_NAMES)
+def test_mixer_builds_in_every_scope(name, scope):
+    arch, mixer = mixer_example(name)
+    models = __import__(f'{scope}.registry', fromlist=['MODELS']).MODELS
+    with DefaultScope.overwrite_default_scope(scope):
+        model = models.build(dict(type='UnifiedBackbone', arch=arch, mixer=mixer))
+    assert type(model) is UnifiedBackbone
+    assert all(type(block.attn) is MIXERS.get(name)
+               for stage in model.stages for block in stage.blocks)
+
+
+@pytest.mark.parametrize('name', MIXER_NAMES)
+def test_mixer_any_size_frozen_stages_and_forward_intermediates(name):
+    model = build_around(name).eval()
+    for H, W in SIZES[:2]:
+        with torch.no_grad():
+            outs = model(torch.randn(2, 3, H, W))
+        assert [tuple(o.shape[2:]) for o in outs] == expected_hw(H, W), (H, W)
+        assert [o.shape[1] for o in outs] == model.embed_dims
+        assert all(o.isfinite().all() and o.is_contiguous() for o in outs)
+    x = torch.randn(1, 3, 45, 37)
+    with torch.no_grad():
+        outs = model(x)
+        maps = model.forward_intermediates(x, [0, -1], intermediates_only=True)
+        final, last = model.forward_intermediates(x, [1], stop_early=True)
+    assert torch.equal(maps[0], outs[0]) and torch.equal(maps[1], outs[3])
+    assert torch.equal(final, outs[1]) and torch.equal(last[0], outs[1])
+
+    model = build_around(name, frozen_stages=2).train()
+    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    prefixes = ('patch_embed.', 'stages.0.', 'stages.1.')
+    assert frozen == {n for n, _ in model.named_parameters() if n.startswith(prefixes)}
+    assert not model.stages[1].training and model.stages[2].training
+    outs = model(torch.randn(2, 3, 33, 65))
+    sum(o.mean() for o in outs).backward()
+    assert all(p.grad is not None for n, p in model.named_parameters()
+               if n.startswith('stages.3.') and p.requires_grad)
+
+
+def test_a_list_of_one_value_per_stage_is_taken_per_stage():
+    model = UnifiedBackbone(arch=dict(embed_dims=[32, 64, 128, 256], depths=[1, 2, 1, 1]),
+                            mixer=dict(type='ShiftedWindowAttention', num_heads=[1, 2, 4, 8],
+                                       window_size=[7, 5, 3, 2]))
+    attns = [[block.attn for block in stage.blocks] for stage in model.stages]
+    assert [a[0].num_heads for a in attns] == [1, 2, 4, 8]
+    assert [a[0].window_size for a in attns] == [7, 5, 3, 2]
+    with pytest.raises(KeyError, match=r"needs mixer=dict\(type=<a registered mixer>.*Registered "
+                                       r"mixers: .*DCNv3.*custom_imports"):
+        UnifiedBackbone(arch='micro', mixer=dict(type='NoSuchMixer'))
+    with pytest.raises(KeyError, match='Registered mixers'):
+        UnifiedBackbone(arch='micro')
+    with pytest.raises(TypeError, match=r'could not build its mixer DepthwiseConvMixer.*stage 0.*'
+                                        r'Its settings: \(dim: int, \*, kernel_size: int = 7\)'):
+        UnifiedBackbone(arch='micro', mixer=dict(type='DepthwiseConvMixer', kernel=3))
+
+
+@pytest.mark.parametrize('cls_name', ['UnifiedHaloNet', 'UnifiedInternImage', 'UnifiedGroupMix',
+                                      'UnifiedFLatten'])
+def test_released_classes_are_names_over_the_mixer_mechanism(cls_name):
+    """A named class computes what UnifiedBackbone computes around its mixer, with the same keys."""
+    cls = next(c for c in BACKBONES if c.__name__ == cls_name)
+    named = build(cls, 'micro').eval()
+    generic = UnifiedBackbone(arch=dict(embed_dims=named.embed_dims, depths=[1] * 4),
+                              mixer=named.mixer).eval()
+    generic.load_state_dict(named.state_dict(), strict=True)
+    x = torch.randn(1, 3, 45, 37)
+    with torch.no_grad():
+        for a, b in zip(named(x), generic(x), strict=True):
+            torch.testing.assert_close(a, b)
+
+
+def test_a_named_class_takes_mixer_settings_over_its_own():
+    cls = next(c for c in BACKBONES if c.__name__ == 'UnifiedSwin')
+    model = cls(arch=dict(cls.arch_zoo['micro'], depths=[2, 1, 1, 1]), mixer=dict(window_size=5))
+    blocks = model.stages[0].blocks
+    assert [b.attn.window_size for b in blocks] == [5, 5]
+    assert [b.attn.shifted for b in blocks] == [False, True]  # its per-block setting kept

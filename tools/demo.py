@@ -2,7 +2,8 @@
 they learned.
 
     python tools/demo.py [FAMILY]      FAMILY: groupmixformer (default), flatten, sgformer,
-                                       unified, or all (tools/demo.sh sets up .venv/ first)
+                                       unified, unified-groupmix, unified-flatten, or all
+                                       (tools/demo.sh sets up .venv/ first)
 
 For each family: classification (ImageNet format) first, then Mask R-CNN (COCO format) and UperNet
 (ADE20K format) starting from its backbone, as the real configs start from ImageNet weights. Each
@@ -27,13 +28,17 @@ from make_demo_data import CLASSES, make_demo_data  # noqa: E402
 # mmengine 0.10.7 imports pkg_resources, which setuptools < 81 (mmcv's build) deprecates loudly
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
 
-#: each family's demo model; its configs are named as OpenMMLab names them
+#: each demo's model and its config folder (the family's); configs named as OpenMMLab names them.
+#: unified-groupmix and unified-flatten: the seeds' attentions as unified mixers (docs/mixers.md)
 DEMO_MODELS = {'groupmixformer': 'groupmixformer-micro', 'flatten': 'flatten-pvtv2-b0',
-               'sgformer': 'sgformer-tiny', 'unified': 'unified-dcnv3-micro'}
-FAMILIES = {family: dict(cls=f'mmpretrain_cfgs/{family}/{model}_demo.py',
-                         det=f'mmdet_cfgs/{family}/mask-rcnn_{model}_fpn_demo.py',
-                         seg=f'mmseg_cfgs/{family}/upernet_{model}_demo.py')
-            for family, model in DEMO_MODELS.items()}  # family: the demo config of each task
+               'sgformer': 'sgformer-tiny', 'unified': 'unified-dcnv3-micro',
+               'unified-groupmix': 'unified-groupmix-micro',
+               'unified-flatten': 'unified-flatten-micro'}
+FAMILIES = {name: dict(cls=f'mmpretrain_cfgs/{folder}/{model}_demo.py',
+                       det=f'mmdet_cfgs/{folder}/mask-rcnn_{model}_fpn_demo.py',
+                       seg=f'mmseg_cfgs/{folder}/upernet_{model}_demo.py')
+            for name, model in DEMO_MODELS.items()
+            for folder in [name.split('-')[0]]}  # demo: the demo config of each task
 TASK_NAMES = dict(cls='classification', det='detection', seg='segmentation')
 METRICS = dict(cls=('accuracy/top1', ), det=('coco/bbox_mAP', 'coco/segm_mAP'), seg=('mIoU', ))
 #: what every family's demo must reach on the demo validation sets (guessing: top-1 16.7%)

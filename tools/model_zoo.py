@@ -293,7 +293,7 @@ def arch_details(name, arch, facts, tasks):
     for task in ('cls', 'det', 'seg'):
         parts += [f'[{osp.splitext(osp.basename(c))[0]}](../{c})' for c in tasks.get(task, [])]
     text = f'- `{name}` `{arch}`: ' + (', '.join(parts) if parts else 'no config yet')
-    if tasks.get('cls'):
+    if tasks.get('cls') and facts.get('released', True):
         text += f"; convert: `{converter_command(name, tasks['cls'][0])}`"
     if facts.get('detector_weights'):
         text += (f"; official Mask R-CNN weights ([download]({facts['detector_weights']}), "
@@ -441,7 +441,8 @@ def render_readme(found, classifiers, params, flops):
     # the converted classifier of each arch: these configs (cls) or their backbones' init_cfg
     commands = list(dict.fromkeys(
         converter_command(name, classifiers[name, arch][0]) for _, name, arch, _ in found
-        if classifiers.get((name, arch))))
+        if classifiers.get((name, arch))
+        and zoo.MODELS.get((name, arch), {}).get('released', True)))  # (new models: none)
     if commands:
         lines += ['', 'Convert the official ImageNet weights' + (
             ' (the classifiers load them; the detection and segmentation configs load them from '

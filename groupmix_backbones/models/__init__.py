@@ -5,10 +5,12 @@ from .layers import fuse_modules
 from .loading import CheckpointMismatchError
 from .necks import PointwiseConvPoolNeck
 from .sgformer import SGFormer
-from .unified import (UnifiedBackbone, UnifiedConvNeXt, UnifiedHaloNet, UnifiedInternImage,
-                      UnifiedPVT, UnifiedSwin)
+from .mixers import DepthwiseConvMixer, FocusedLinearMixer
+from .unified import (UnifiedBackbone, UnifiedConvNeXt, UnifiedFLatten, UnifiedGroupMix,
+                      UnifiedHaloNet, UnifiedInternImage, UnifiedPVT, UnifiedSwin)
 
 __all__ = ['DenseBackbone', 'Stage', 'CheckpointMismatchError', 'FLattenPVT', 'FLattenPVTv2',
            'FLattenSwin', 'FLattenCSWin', 'GroupMixFormer', 'PointwiseConvPoolNeck', 'SGFormer', 'fuse_modules',
            'UnifiedBackbone', 'UnifiedConvNeXt', 'UnifiedHaloNet', 'UnifiedInternImage',
-           'UnifiedPVT', 'UnifiedSwin']
+           'UnifiedPVT', 'UnifiedSwin', 'UnifiedGroupMix', 'UnifiedFLatten', 'DepthwiseConvMixer',
+           'FocusedLinearMixer']

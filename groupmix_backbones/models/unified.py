@@ -4,13 +4,13 @@ difference. Every model has the same convolutional stem (two 3x3 stride-2 convs)
 downsampling convs, pre-norm blocks with layer scale (``mixer`` then an MLP) and a LayerNorm ending
 every stage, which also normalises the stage's output map.
 
-One registered class per mixer (``UnifiedHaloNet``, ``UnifiedPVT``, ``UnifiedSwin``,
-``UnifiedConvNeXt``, ``UnifiedInternImage``) over the shared :class:`UnifiedBackbone`: each mixer
-has its own settings (heads, windows, kernels) and its own official checkpoints, so a config reads
-``type='UnifiedSwin', arch='tiny'`` like the paper's names, and the backbone contract test covers
-every mixer and size by walking the registry. A mixer class only says how one block's mixer is
-built; the mixers are shared layers (:mod:`.layers`), except the depthwise-conv mixer of U-ConvNeXt,
-which is this family's own.
+:class:`UnifiedBackbone` builds the architecture around any mixer of the ``MIXERS`` registry
+(``mixer=dict(type=..., **settings)``, docs/mixers.md). One registered class per released mixer
+(``UnifiedHaloNet``, ``UnifiedPVT``, ``UnifiedSwin``, ``UnifiedConvNeXt``, ``UnifiedInternImage``)
+names it with its sizes, settings (heads, windows, kernels) and official checkpoints, so a config
+reads ``type='UnifiedSwin', arch='tiny'`` like the paper's names; ``UnifiedGroupMix`` and
+``UnifiedFLatten`` put GroupMixFormer's and FLatten's attentions in the same architecture (new
+models, no released weights). The mixers are registered in :mod:`.mixers`.
 
 The official detection backbone drops the stage norms and trains a new norm on every returned map
 (``stage_norms=False, norm_outputs=True``); every dense config (Mask R-CNN 1x and 3x, UperNet)
@@ -18,17 +18,17 @@ builds it, so that the published STM-Evaluation detectors load into the 1x confi
 load) and a model's detectors and segmentors share one backbone. The classifiers keep the stage
 norms.
 """
+import inspect
 from functools import partial
-from typing import Dict
+from typing import Dict, Optional
 
 import torch.nn as nn
 from timm.layers import trunc_normal_
 
-from ..registry import register_backbone
+from ..registry import MIXERS, register_backbone
 from .base import DenseBackbone, TokenStage
-from .layers import (DCNv3, ConvPatchEmbed, GridPositionEmbedding, HaloAttention, PreNormBlock,
-                     Linear, ShiftedWindowAttention, SpatialReductionAttention, build_norm,
-                     image_to_tokens, tokens_to_image)
+from .layers import ConvPatchEmbed, GridPositionEmbedding, PreNormBlock, build_norm
+from .mixers import DepthwiseConvMixer  # noqa: F401  (registers the mixers; importable here)
 
 STEM_NORM = dict(type='LN', eps=1e-6)  # the official LayerNorm2d of stem, downsampling, stage ends
 
@@ -50,33 +50,39 @@ class ConvStem(nn.Module):
         return self.conv2(self.act(x), hw_shape)
 
 
-class DepthwiseConvMixer(nn.Module):
-    """U-ConvNeXt's token mixer: a pointwise projection, a ``kernel_size`` depthwise conv and a
-    pointwise projection, on tokens (B, N, C) of a ``hw_shape`` map."""
+def _sizes(common: dict, /, **sizes: dict) -> Dict[str, dict]:
+    return {name: dict(common, **size) for name, size in sizes.items()}
 
-    def __init__(self, dim: int, *, kernel_size: int = 7):
-        super().__init__()
-        self.in_proj = Linear(dim, dim)
-        self.dwconv = nn.Conv2d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
-        self.out_proj = Linear(dim, dim)
 
-    def forward(self, x, hw_shape):
-        return self.out_proj(image_to_tokens(self.dwconv(tokens_to_image(self.in_proj(x),
-                                                                         hw_shape))))
+def _widths(width: int):
+    return [width * 2 ** i for i in range(4)]
 
 
 class UnifiedBackbone(DenseBackbone):
-    """Base of the unified family; a mixer class sets :attr:`arch_zoo`, :attr:`arch_keys`,
-    :attr:`block_norm_eps` (the official eps of its blocks' two norms) and :meth:`build_mixer`.
+    """The unified architecture around any spatial token mixer of
+    :data:`~groupmix_backbones.registry.MIXERS`: ``dict(type='UnifiedBackbone', arch='tiny',
+    mixer=dict(type='MyMixer', num_heads=[3, 6, 12, 24]))`` (docs/mixers.md). Every block's mixer
+    is built as ``Mixer(dim, **settings)`` and called as ``mixer(tokens, hw_shape)`` on tokens
+    (B, H*W, C) of a map of ``hw_shape``, row-major.
+
+    The released classes (``UnifiedSwin`` ...) are names over it: each sets its :attr:`arch_zoo`
+    (with the mixer's per-stage settings), :attr:`block_norm_eps` (the official eps of its blocks'
+    two norms) and :meth:`default_mixer`; a class whose mixer needs the block index (U-Swin's
+    shifted windows) extends :meth:`mixer_settings`.
 
     Args:
-        arch (str | dict): ``micro``, ``tiny``, ``small``, ``base`` (the released models), or a
-            dict with ``embed_dims``, ``depths`` and the mixer's keys (:attr:`arch_keys`, optional
-            :attr:`arch_defaults`).
+        arch (str | dict): ``micro``, ``tiny``, ``small``, ``base`` (the family's widths and
+            depths; a released class's own sizes), or a dict with ``embed_dims``, ``depths``,
+            optionally ``mlp_ratios`` (one per stage; default 4) and a class's mixer keys
+            (:attr:`arch_keys`, :attr:`arch_defaults`).
+        mixer (dict, optional): ``type`` (a name registered in ``MIXERS``, or a class) and the
+            mixer's settings; a list (or tuple) of one value per stage gives each stage its value.
+            A released class builds its own (:meth:`default_mixer`); settings given here
+            override its.
         layer_scale_init_value (float): Initial layer scale of both branches of every block
             (official 1e-6); 0 builds none.
         pretrain_img_size (int): The size the grids that depend on it were trained at (U-PVT's
-            position embeddings); other sizes resize them.
+            position embeddings, U-FLatten's key position encodings); other sizes resize them.
         stage_norms (bool): End every stage with a norm the next stage reads (the classifiers);
             False builds none, as the official detection backbone, which drops the ImageNet
             checkpoint's stage norms (left over on load) and norms only what it returns.
@@ -86,22 +92,29 @@ class UnifiedBackbone(DenseBackbone):
             as :class:`DenseBackbone`.
     """
 
+    arch_zoo = dict(  # the widths and depths of U-HaloNet and U-Swin
+        micro=dict(embed_dims=_widths(32), depths=[2, 2, 9, 2]),
+        tiny=dict(embed_dims=_widths(96), depths=[2, 2, 6, 2]),
+        small=dict(embed_dims=_widths(96), depths=[2, 2, 18, 2]),
+        base=dict(embed_dims=_widths(128), depths=[2, 2, 18, 2]))
     arch_keys = ('embed_dims', 'depths')
+    optional_arch_keys = ('mlp_ratios', )
     norm_places = {'stages': 'stage_norms', 'outputs': 'norm_outputs'}
     block_norm_eps = 1e-5
     mlp_ratio = 4.
 
-    def __init__(self, *, arch='tiny', in_channels: int = 3, out_indices=(0, 1, 2, 3),
-                 frozen_stages: int = -1, norm_eval: bool = False, with_cp: bool = False,
-                 drop_path_rate: float = 0., layer_scale_init_value: float = 1e-6,
-                 pretrain_img_size: int = 224, stage_norms: bool = True,
-                 norm_outputs: bool = False, init_cfg=None):
+    def __init__(self, *, arch='tiny', mixer: Optional[dict] = None, in_channels: int = 3,
+                 out_indices=(0, 1, 2, 3), frozen_stages: int = -1, norm_eval: bool = False,
+                 with_cp: bool = False, drop_path_rate: float = 0.,
+                 layer_scale_init_value: float = 1e-6, pretrain_img_size: int = 224,
+                 stage_norms: bool = True, norm_outputs: bool = False, init_cfg=None):
         super().__init__(arch=arch, in_channels=in_channels, out_indices=out_indices,
                          frozen_stages=frozen_stages, norm_eval=norm_eval, with_cp=with_cp,
                          drop_path_rate=drop_path_rate, init_cfg=init_cfg)
         dims = self.embed_dims = list(self.arch_settings['embed_dims'])
         self.pretrain_grids = [(-(-pretrain_img_size // 2 ** (i + 2)), ) * 2
                                for i in range(self.num_stages)]
+        self.mixer = self.resolve_mixer(mixer)
         self.patch_embed = ConvStem(in_channels, dims[0])
         self.stages = nn.ModuleList(
             TokenStage([PreNormBlock(dims[i], attn=self.build_mixer(i, j, dims[i]),
@@ -117,6 +130,55 @@ class UnifiedBackbone(DenseBackbone):
         self.build_output_norms(partial(build_norm, STEM_NORM), stage_norms=stage_norms,
                                 norm_outputs=norm_outputs)
         self.finish_build()
+
+    # ------------------------------------------------------------------ the mixer
+    def default_mixer(self) -> dict:
+        """The mixer config of a released class, from its :attr:`arch_settings`; {} for none."""
+        return {}
+
+    def resolve_mixer(self, mixer: Optional[dict]) -> dict:
+        """The mixer config: :meth:`default_mixer` updated by ``mixer``; its type registered."""
+        name = type(self).__name__
+        if mixer is not None and not isinstance(mixer, dict):
+            raise TypeError(f"{name} mixer must be a dict such as dict(type='MyMixer', "
+                            f"num_heads=[3, 6, 12, 24]), got {type(mixer).__name__}.")
+        config = dict(self.default_mixer(), **(mixer or {}))
+        mixer_type = config.get('type')
+        if isinstance(mixer_type, type):
+            return config
+        if mixer_type is None or MIXERS.get(mixer_type) is None:
+            raise KeyError(f'{name} needs mixer=dict(type=<a registered mixer>, ...settings); '
+                           f'got type {mixer_type!r}. Registered mixers: '
+                           f'{", ".join(sorted(MIXERS.module_dict))}. A mixer in your own file '
+                           f"registers with @MIXERS.register_module() and is imported by the "
+                           f"config's custom_imports=dict(imports=['my_mixer']) (docs/mixers.md).")
+        return config
+
+    def mixer_settings(self, stage: int, index: int) -> dict:
+        """The settings of the mixer of block ``index`` of ``stage``: the mixer config's, a list
+        of one value per stage taken at ``stage``."""
+        n = self.num_stages
+        return {key: value[stage] if isinstance(value, (list, tuple)) and len(value) == n
+                else value for key, value in self.mixer.items() if key != 'type'}
+
+    def build_mixer(self, stage: int, index: int, dim: int) -> nn.Module:
+        """The token mixer of block ``index`` of ``stage``: ``Mixer(dim, **settings)``."""
+        mixer_type = self.mixer['type']
+        mixer_cls = mixer_type if isinstance(mixer_type, type) else MIXERS.get(mixer_type)
+        settings = self.mixer_settings(stage, index)
+        try:
+            return mixer_cls(dim, **settings)
+        except TypeError as error:  # an unknown or missing setting
+            raise TypeError(f'{type(self).__name__} could not build its mixer '
+                            f'{mixer_cls.__name__}(dim={dim}, **{settings}) of stage {stage}: '
+                            f'{error}. Its settings: {inspect.signature(mixer_cls)}.') from error
+
+    def build_pos_embed(self, stage: int, dim: int):
+        """A position embedding added after the stage's downsampling (U-PVT), or None."""
+        return None
+
+    def block_mlp_ratio(self, stage: int) -> float:
+        return self.arch_settings.get('mlp_ratios', [self.mlp_ratio] * self.num_stages)[stage]
 
     def saved_arch(self, state_dict, prefix: str):
         """The named arch whose depths and widths (of the blocks' first norms) ``state_dict``
@@ -135,17 +197,6 @@ class UnifiedBackbone(DenseBackbone):
                 return f"{name}(arch='{arch}')"
         return f'a {name} of depths {depths} and widths {widths}'
 
-    def build_mixer(self, stage: int, index: int, dim: int) -> nn.Module:
-        """The token mixer of block ``index`` of ``stage``, called as ``mixer(tokens, hw_shape)``."""
-        raise NotImplementedError
-
-    def build_pos_embed(self, stage: int, dim: int):
-        """A position embedding added after the stage's downsampling (U-PVT), or None."""
-        return None
-
-    def block_mlp_ratio(self, stage: int) -> float:
-        return self.mlp_ratio
-
     def init_module(self, module: nn.Module):
         """The official initialisation: truncated normal (std 0.02) for every conv and linear
         layer (the deformable layers' own init included, as the official model overrides it), unit
@@ -157,14 +208,6 @@ class UnifiedBackbone(DenseBackbone):
                 nn.init.zeros_(module.bias)
         elif isinstance(module, GridPositionEmbedding):
             trunc_normal_(module.weight, std=.02)
-
-
-def _sizes(common: dict, /, **sizes: dict) -> Dict[str, dict]:
-    return {name: dict(common, **size) for name, size in sizes.items()}
-
-
-def _widths(width: int):
-    return [width * 2 ** i for i in range(4)]
 
 
 @register_backbone
@@ -185,16 +228,13 @@ class UnifiedPVT(UnifiedBackbone):
         base=dict(depths=[3, 8, 45, 3], mlp_ratios=[4, 4, 4, 4]))
     arch_keys = ('embed_dims', 'depths', 'num_heads', 'mlp_ratios', 'sr_ratios')
 
-    def build_mixer(self, stage, index, dim):
+    def default_mixer(self):
         settings = self.arch_settings
-        return SpatialReductionAttention(dim, num_heads=settings['num_heads'][stage],
-                                         sr_ratio=settings['sr_ratios'][stage])
+        return dict(type='SpatialReductionAttention', num_heads=settings['num_heads'],
+                    sr_ratio=settings['sr_ratios'])
 
     def build_pos_embed(self, stage, dim):
         return GridPositionEmbedding(dim, grid=self.pretrain_grids[stage])
-
-    def block_mlp_ratio(self, stage):
-        return self.arch_settings['mlp_ratios'][stage]
 
 
 _LOCAL_ATTENTION = dict(  # U-HaloNet's and U-Swin's sizes
@@ -220,11 +260,10 @@ class UnifiedHaloNet(UnifiedBackbone):
     arch_keys = ('embed_dims', 'depths', 'num_heads')
     arch_defaults = dict(block_size=7, halo_size=3)
 
-    def build_mixer(self, stage, index, dim):
+    def default_mixer(self):
         settings = self.arch_settings
-        return HaloAttention(dim, num_heads=settings['num_heads'][stage],
-                             block_size=settings['block_size'],
-                             halo_size=settings['halo_size'])
+        return dict(type='HaloAttention', num_heads=settings['num_heads'],
+                    block_size=settings['block_size'], halo_size=settings['halo_size'])
 
 
 @register_backbone
@@ -242,11 +281,13 @@ class UnifiedSwin(UnifiedBackbone):
     arch_defaults = dict(window_size=7)
     block_norm_eps = 1e-6
 
-    def build_mixer(self, stage, index, dim):
+    def default_mixer(self):
         settings = self.arch_settings
-        return ShiftedWindowAttention(dim, num_heads=settings['num_heads'][stage],
-                                      window_size=settings['window_size'],
-                                      shifted=index % 2 == 1)
+        return dict(type='ShiftedWindowAttention', num_heads=settings['num_heads'],
+                    window_size=settings['window_size'])
+
+    def mixer_settings(self, stage, index):
+        return dict(super().mixer_settings(stage, index), shifted=index % 2 == 1)
 
 
 @register_backbone
@@ -266,8 +307,8 @@ class UnifiedConvNeXt(UnifiedBackbone):
     arch_defaults = dict(kernel_size=7)
     block_norm_eps = 1e-6
 
-    def build_mixer(self, stage, index, dim):
-        return DepthwiseConvMixer(dim, kernel_size=self.arch_settings['kernel_size'])
+    def default_mixer(self):
+        return dict(type='DepthwiseConvMixer', kernel_size=self.arch_settings['kernel_size'])
 
 
 @register_backbone
@@ -290,7 +331,58 @@ class UnifiedInternImage(UnifiedBackbone):
     arch_keys = ('embed_dims', 'depths', 'num_heads')
     arch_defaults = dict(kernel_size=3, points=9)
 
-    def build_mixer(self, stage, index, dim):
+    def default_mixer(self):
         settings = self.arch_settings
-        return DCNv3(dim, num_heads=settings['num_heads'][stage],
-                     kernel_size=settings['kernel_size'], points=settings['points'])
+        return dict(type='DCNv3', num_heads=settings['num_heads'],
+                    kernel_size=settings['kernel_size'], points=settings['points'])
+
+
+register_backbone(UnifiedBackbone, catalogued=False)  # the contract tests walk it per mixer
+
+
+@register_backbone
+class UnifiedGroupMix(UnifiedBackbone):
+    """U-GroupMix: GroupMixFormer's group-mix attention (:class:`~.layers.GroupMixAttention`) in
+    the unified architecture; a new model, no released weights. Its widths are multiples of 5 (the
+    attention's five channel groups) just under the family's (30 / 90 / 120 for 32 / 96 / 128),
+    heads of 24 channels of the attended four fifths, and one to two more blocks in stage 3, so
+    that every size's parameters and FLOPs at 224 lie within 10% of the family's (docs/mixers.md).
+
+    ``arch``: ``micro``, ``tiny``, ``small``, ``base`` or a dict with ``embed_dims``, ``depths`` and
+    ``num_heads``. Other arguments: :class:`UnifiedBackbone` (``mixer=dict(norm_cfg=...)`` sets
+    the norm of the group aggregators, BatchNorm as the official).
+    """
+
+    arch_zoo = dict(
+        micro=dict(embed_dims=_widths(30), depths=[2, 2, 10, 2], num_heads=[1, 2, 4, 8]),
+        tiny=dict(embed_dims=_widths(90), depths=[2, 2, 7, 2], num_heads=[3, 6, 12, 24]),
+        small=dict(embed_dims=_widths(90), depths=[2, 2, 20, 2], num_heads=[3, 6, 12, 24]),
+        base=dict(embed_dims=_widths(120), depths=[2, 2, 20, 2], num_heads=[4, 8, 16, 32]))
+    arch_keys = ('embed_dims', 'depths', 'num_heads')
+
+    def default_mixer(self):
+        return dict(type='GroupMixAttention', num_heads=self.arch_settings['num_heads'])
+
+
+@register_backbone
+class UnifiedFLatten(UnifiedBackbone):
+    """U-FLatten: FLatten's focused linear attention over the whole map
+    (:class:`~.mixers.FocusedLinearMixer`, linear in the number of tokens) in the unified
+    architecture, with U-Swin's widths, heads and depths (micro: 8 blocks in stage 3, not 9, for
+    its key position encodings' parameters); a new model, no released weights. Its learned key
+    position encodings are laid out for ``pretrain_img_size`` and interpolated to other maps.
+
+    ``arch``: ``micro``, ``tiny``, ``small``, ``base`` or a dict with ``embed_dims``, ``depths``,
+    ``num_heads`` and optionally ``focusing_factor`` (3) and ``kernel_size`` (5, of the
+    rank-restoring depthwise conv). Other arguments: :class:`UnifiedBackbone`.
+    """
+
+    arch_zoo = dict(_LOCAL_ATTENTION, micro=dict(_LOCAL_ATTENTION['micro'], depths=[2, 2, 8, 2]))
+    arch_keys = ('embed_dims', 'depths', 'num_heads')
+    arch_defaults = dict(focusing_factor=3, kernel_size=5)
+
+    def default_mixer(self):
+        settings = self.arch_settings
+        return dict(type='FocusedLinearMixer', num_heads=settings['num_heads'],
+                    pos_hw=self.pretrain_grids, focusing_factor=settings['focusing_factor'],
+                    kernel_size=settings['kernel_size'])

@@ -193,16 +193,16 @@ def markdown(rows):
 BEGIN, END = '<!-- benchmark.py table -->', '<!-- end of benchmark.py table -->'
 
 
-def write_markdown(path: str, table: str):
-    """Write ``table`` to ``path``; in a file that has the markers BEGIN and END (as
+def write_markdown(path: str, table: str, *, begin: str = BEGIN, end: str = END):
+    """Write ``table`` to ``path``; in a file that has the markers ``begin`` and ``end`` (as
     docs/benchmarks.md), replace what lies between them and keep the rest."""
     text = ''
     if osp.isfile(path):
         with open(path) as f:
             text = f.read()
-    if BEGIN in text and END in text.split(BEGIN, 1)[1]:
-        head, rest = text.split(BEGIN, 1)
-        table = f'{head}{BEGIN}\n{table}\n{END}{rest.split(END, 1)[1]}'
+    if begin in text and end in text.split(begin, 1)[1]:
+        head, rest = text.split(begin, 1)
+        table = f'{head}{begin}\n{table}\n{end}{rest.split(end, 1)[1]}'
     with open(path, 'w') as f:
         f.write(table if table.endswith('\n') else table + '\n')
 

@@ -11,9 +11,12 @@ from .deformable import DCNv3, deformable_sample, kernel_grid
 from .drop import drop_path, drop_path_schedule
 from .embed import ConvPatchEmbed, GridPositionEmbedding, PatchMerging
 from .fuse import Fusable, fold_bn, fuse_modules
+from .groupmix import (ConvRelPosEnc, GroupAggregator, GroupMixAttention, LocalAggregator,
+                       SepConv2d, crpe_head_splits)
 from .init import fan_out_normal_
 from .halo import HaloAttention, halo_key_mask, halo_relative_index, make_divisible
 from .linear import Linear
+from .linear_attention import FocusedLinearAttention, ProjectedLinearAttention
 from .mlp import Mlp
 from .norm import build_norm
 from .shape import (SavedGrids, adapt_saved_grids, exporting, image_to_tokens, map_windows,
@@ -32,5 +35,7 @@ __all__ = [
     'build_norm', 'SavedGrids',
     'adapt_saved_grids', 'image_to_tokens', 'pad_for_strided_conv', 'pad_to_multiple',
     'resize_pos_embed', 'to_2tuple', 'tokens_to_image', 'map_windows', 'window_cells',
-    'window_partition', 'window_reverse'
+    'window_partition', 'window_reverse', 'ConvRelPosEnc', 'GroupAggregator', 'GroupMixAttention',
+    'LocalAggregator', 'SepConv2d', 'crpe_head_splits', 'FocusedLinearAttention',
+    'ProjectedLinearAttention'
 ]

@@ -1,0 +1,6 @@
+# UperNet with U-Pool-Micro on the segmentation demo, the backbone from the classification demo.
+_base_ = '{{$GROUPMIX_BACKBONES:../..}}/mmseg_cfgs/unified/upernet_unified-dcnv3-micro_demo.py'
+custom_imports = dict(imports=['pool_mixer'], allow_failed_imports=False)
+model = dict(backbone=dict(
+    type='UnifiedBackbone', arch='micro', mixer=dict(type='PoolMixer', pool_size=3),
+    init_cfg=dict(checkpoint='work_dirs/unified-pool-micro_demo/epoch_30.pth')))

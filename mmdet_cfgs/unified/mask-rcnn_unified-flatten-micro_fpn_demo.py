@@ -1,0 +1,7 @@
+# CPU-sized demo: Mask R-CNN with U-FLatten-Micro on the generated COCO-format shapes dataset
+# (common_cfgs/mask-rcnn_fpn_demo-recipe.py), the backbone initialised from the classification demo.
+_base_ = '../../common_cfgs/mask-rcnn_fpn_demo-recipe.py'
+model = dict(
+    backbone=dict(type='UnifiedFLatten', arch='micro',
+                  init_cfg=dict(checkpoint='work_dirs/unified-flatten-micro_demo/epoch_30.pth')),
+    neck=dict(in_channels=[32, 64, 128, 256]))

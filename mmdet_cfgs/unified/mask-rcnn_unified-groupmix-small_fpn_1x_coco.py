@@ -1,0 +1,10 @@
+# Mask R-CNN + FPN with U-GroupMix-S, the family's detection recipe (common_cfgs/mask-rcnn_fpn_1x_coco-
+# recipe.py: AdamW 1e-4, weight decay 0.05, no decay on norms, steps at 8 and 11) with U-Swin-S's
+# drop path (0.2). No released weights: the backbone starts from our classifier
+# (mmpretrain_cfgs/unified/unified-groupmix-small_8xb128_in1k.py), saved as below.
+_base_ = '../../common_cfgs/mask-rcnn_fpn_1x_coco-recipe.py'
+model = dict(
+    backbone=dict(type='UnifiedGroupMix', arch='small', drop_path_rate=0.2,
+                  stage_norms=False, norm_outputs=True,
+                  init_cfg=dict(checkpoint='checkpoints/unified-groupmix-small_in1k.pth')),
+    neck=dict(in_channels=[90, 180, 360, 720]))

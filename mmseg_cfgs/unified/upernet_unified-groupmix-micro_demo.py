@@ -1,0 +1,8 @@
+# CPU-sized demo: UperNet with U-GroupMix-Micro on the generated ADE20K-format shapes dataset
+# (common_cfgs/upernet_demo-800i-recipe.py), the backbone initialised from the classification demo.
+_base_ = '../../common_cfgs/upernet_demo-800i-recipe.py'
+model = dict(
+    backbone=dict(type='UnifiedGroupMix', arch='micro',
+                  init_cfg=dict(checkpoint='work_dirs/unified-groupmix-micro_demo/epoch_30.pth')),
+    decode_head=dict(in_channels=[30, 60, 120, 240]),
+    auxiliary_head=dict(in_channels=120))
