@@ -30,7 +30,8 @@ from .base import DenseBackbone, TokenStage
 from .layers import ConvPatchEmbed, GridPositionEmbedding, PreNormBlock, build_norm
 from .mixers import DepthwiseConvMixer  # noqa: F401  (registers the mixers; importable here)
 
-STEM_NORM = dict(type='LN', eps=1e-6)  # the official LayerNorm2d of stem, downsampling, stage ends
+#: the official LayerNorm2d over a map's channels: stem, downsampling, stage and output norms
+MAP_NORM = dict(type='LN', eps=1e-6)
 
 
 class ConvStem(nn.Module):
@@ -40,10 +41,10 @@ class ConvStem(nn.Module):
     def __init__(self, in_channels: int, dim: int):
         super().__init__()
         self.conv1 = ConvPatchEmbed(in_channels, dim // 2, kernel_size=3, stride=2, padding=1,
-                                    norm_cfg=STEM_NORM)
+                                    norm_cfg=MAP_NORM)
         self.act = nn.GELU()
         self.conv2 = ConvPatchEmbed(dim // 2, dim, kernel_size=3, stride=2, padding=1,
-                                    norm_cfg=STEM_NORM)
+                                    norm_cfg=MAP_NORM)
 
     def forward(self, x):
         x, hw_shape = self.conv1(x)
@@ -123,11 +124,11 @@ class UnifiedBackbone(DenseBackbone):
                                      layer_scale_init_value=layer_scale_init_value)
                         for j, rate in enumerate(rates)],
                        downsample=ConvPatchEmbed(dims[i - 1], dims[i], kernel_size=3, stride=2,
-                                                 padding=1, bias=False, norm_cfg=STEM_NORM)
+                                                 padding=1, bias=False, norm_cfg=MAP_NORM)
                        if i else None,
                        pos_embed=self.build_pos_embed(i, dims[i]))
             for i, rates in enumerate(self.drop_path_rates))
-        self.build_output_norms(partial(build_norm, STEM_NORM), stage_norms=stage_norms,
+        self.build_output_norms(partial(build_norm, MAP_NORM), stage_norms=stage_norms,
                                 norm_outputs=norm_outputs)
         self.finish_build()
 
