@@ -90,7 +90,7 @@ def test_configs_inherit_only_shared_recipes_and_their_own_models_configs():
     assert {host_of(config) for config in CONFIGS} == {
         'groupmixformer', 'flatten-pvt', 'flatten-pvtv2', 'flatten-swin', 'flatten-cswin',
         'unified-halo', 'unified-pvt', 'unified-swin', 'unified-convnext', 'unified-dcnv3',
-        'sgformer'}
+        'unified-groupmix', 'unified-flatten', 'sgformer'}
     for recipe in RECIPES:
         assert set(local_bases(recipe)) <= set(RECIPES), f"{recipe} inherits a model's config"
     used = set()

@@ -1,15 +1,6 @@
 # CPU-sized demo: U-InternImage-Micro (DCNv3, its PyTorch sampling on CPU) on the generated shapes
-# dataset, the data and recipe of the GroupMixFormer demo with the family's classifier neck, and
-# the parameter groups this family needs to learn from scratch in a few epochs: its layer scales
-# start at 1e-6 (10x their learning rate, no decay), its stride-4 stem and strided downsampling
-# convs at 0.1x. On the shared recipe it reached 43% top-1 after 12 epochs; with these groups 58%
-# after 18, 74% after 30 (docs/design_notes.md).
-_base_ = '../../common_cfgs/classification_demo-recipe.py'
-model = dict(backbone=dict(type='UnifiedInternImage', arch='micro', out_indices=(3, )),
-             neck=dict(_delete_=True, type='PointwiseConvPoolNeck', in_channels=256),
-             head=dict(in_channels=384))
-optim_wrapper = dict(paramwise_cfg=dict(custom_keys={
-    '.gamma': dict(lr_mult=10.0, decay_mult=0.0),
-    'backbone.patch_embed.': dict(lr_mult=0.1),
-    '.downsample.': dict(lr_mult=0.1)}))
-train_cfg = dict(max_epochs=30)
+# dataset with the unified family's demo recipe (its classifier neck, parameter groups and 30
+# epochs; docs/design_notes.md).
+_base_ = '../../common_cfgs/classification_demo-unified-recipe.py'
+model = dict(backbone=dict(type='UnifiedInternImage', arch='micro'),
+             neck=dict(in_channels=256), head=dict(in_channels=384))
