@@ -90,6 +90,18 @@ def test_onnxruntime_column(tmp_path, in_repo):
             [CONFIG, '--onnxruntime', '--device', 'cuda', *FAST])
 
 
+def test_compiled_columns(tmp_path, in_repo):
+    """``--compile BACKEND``: ours compiled, timed beside eager ours, in both modes."""
+    out = tmp_path / 'compiled.md'
+    load_tool('tools/analysis_tools/benchmark.py').main(
+        [CONFIG, '--compile', 'eager', '--no-flops', '--shape', '64', '64', '--markdown', str(out),
+         *FAST])
+    row, = table(out)
+    speed_up = float(row['Compiled infer img/s']) / float(row['Infer img/s'])
+    assert float(row['Compiled infer speed-up over ours'][:-1]) == pytest.approx(speed_up, rel=0.05)
+    assert float(row['Compiled train step (ms)']) > 0
+
+
 def test_markdown_replaces_the_table_between_the_markers(tmp_path):
     tool = load_tool('tools/analysis_tools/benchmark.py')
     doc = tmp_path / 'benchmarks.md'

@@ -3,7 +3,8 @@ configs, as one table; with official clones, against the official implementation
 
     python tools/analysis_tools/benchmark.py CONFIG [CONFIG ...] [--shape H W ...] [--batch-size N]
         [--mode infer|train|both] [--backbone-only] [--repeat R] [--warmup W] [--rounds K]
-        [--device cpu|cuda] [--fuse] [--compile] [--onnxruntime [--int8] [--ort-optimization L]
+        [--device cpu|cuda] [--fuse] [--compile [BACKEND]] [--onnxruntime [--int8]
+        [--ort-optimization L]
         [--ort-no-arena]] [--official-repo PATH ...]
         [--markdown FILE]
 
@@ -24,8 +25,10 @@ timed in turns with ours in this process (``--rounds`` rounds of ``--repeat`` st
 ratios (official time / ours). An official model that fails to build or run at the size says so in
 its cells.
 ``--fuse`` fuses ours for inference first (``fuse_modules``: batch norms folded; infer mode only).
-``--compile`` compiles ours with ``torch.compile`` (inductor, dynamic sizes as ``tools/test.py
---compile``: one compilation for every image size; compilation happens in the warm-up, not timed); the official models stay eager. Run as a script, the process keeps freed
+``--compile [BACKEND]`` adds columns of ours compiled with ``torch.compile`` (inductor by default,
+dynamic sizes as ``tools/test.py --compile``: one compilation for every image size; compilation
+happens in the warm-up, not timed), timed in turns with eager ours, and its speed-up over eager
+ours; the official models stay eager. Run as a script, the process keeps freed
 memory for reuse (``groupmix_backbones.policy.allocator.keep_freed_cpu_memory``, as the train,
 test and infer tools) and flushes denormal floats to zero, for ours and the official alike.
 ``--onnxruntime`` (infer, CPU) adds ONNX Runtime columns: ours exported as
@@ -49,7 +52,7 @@ from mmengine.analysis import parameter_count
 from mmengine.config import Config
 
 from groupmix_backbones import fuse_modules
-from groupmix_backbones.analysis import (TensorForward, build_model, count_flops,
+from groupmix_backbones.analysis import (TensorForward, build_model, count_flops, make_step,
                                          measure_alternately)
 from groupmix_backbones.analysis.official import OFFICIAL, build_official
 from groupmix_backbones.deployment import (ORT_OPTIMIZATION, OnnxRuntimeModel, check_onnx,
@@ -118,23 +121,23 @@ def onnx_runtime_models(ours, inputs, folder, args):
     return [OnnxRuntimeModel(file, **options) for file in paths]
 
 
-def measure_row(ours, official, inputs, mode, args, onnx=()):
-    """``(ours, official, *onnx)`` results of ``mode``: ours (seconds, peak); the official
-    model's and each ONNX Runtime session's (seconds, peak), the text of a failure, or None.
-    ``official`` and each of ``onnx`` are a model, None or the text of a failure to build (ONNX
-    Runtime times inference only)."""
-    others = [official, *(onnx if mode == 'infer' else [None] * len(onnx))]
+def measure_row(ours, official, inputs, mode, args, onnx=(), compiled=None):
+    """``(ours, official, compiled, *onnx)`` results of ``mode``: ours (seconds, peak); the
+    official model's, ours compiled and each ONNX Runtime session's (seconds, peak), the text of a
+    failure, or None. ``official``, ``compiled`` and each of ``onnx`` are a model, None or the text
+    of a failure to build (ONNX Runtime times inference only)."""
+    others = [official, compiled, *(onnx if mode == 'infer' else [None] * len(onnx))]
+    for i, other in enumerate(others):  # one step first: what cannot run is a cell, not a stop
+        if isinstance(other, torch.nn.Module):
+            try:
+                make_step(other, inputs, mode)()
+            except Exception as error:  # the official model at a size it cannot run, a compiler
+                print(f'{type(other).__name__} fails: {type(error).__name__}: {error}'[:2000])
+                others[i] = f'fails ({type(error).__name__})'
     runnable = [i for i, other in enumerate(others) if isinstance(other, torch.nn.Module)]
     timing = dict(rounds=args.rounds, repeat=args.repeat, warmup=args.warmup)
-    try:
-        results = measure_alternately([ours] + [others[i] for i in runnable], inputs, mode,
-                                      **timing)
-        done = dict(zip(runnable, results[1:]))
-    except Exception as error:  # the official model at a size it cannot run
-        if not runnable:
-            raise
-        results = measure_alternately([ours], inputs, mode, **timing)
-        done = dict.fromkeys(runnable, f'fails ({type(error).__name__})')
+    results = measure_alternately([ours] + [others[i] for i in runnable], inputs, mode, **timing)
+    done = dict(zip(runnable, results[1:]))
     return (results[0], *(done.get(i, other if isinstance(other, str) else None)
                           for i, other in enumerate(others)))
 
@@ -153,14 +156,18 @@ def other_cells(batch, seconds, theirs, mode, with_peak=True, speed_up_of_theirs
     return [value, *peak, f'{ratio:.2f}x']
 
 
-def row_cells(label, shape, batch, params, flops, results, with_official, with_onnx=False):
+def row_cells(label, shape, batch, params, flops, results, with_official, with_onnx=False,
+              with_compiled=False):
     cells = [label, f'{batch}x{shape[0]}x{shape[1]}', f'{params / 1e6:.2f}',
              '-' if flops is None else f'{flops / 1e9:.2f}']
-    for mode, ((seconds, peak), theirs, *onnx) in results.items():
+    for mode, ((seconds, peak), theirs, compiled, *onnx) in results.items():
         value = f'{batch / seconds:.3g}' if mode == 'infer' else f'{seconds * 1e3:.0f}'
         cells += [value, f'{peak * 2 ** -20:.0f}']
         if with_official:
             cells += other_cells(batch, seconds, theirs, mode)
+        if with_compiled:
+            cells += other_cells(batch, seconds, compiled, mode, with_peak=False,
+                                 speed_up_of_theirs=True)
         if with_onnx and mode == 'infer':
             for session in onnx:
                 cells += other_cells(batch, seconds, session, mode, with_peak=False,
@@ -169,8 +176,7 @@ def row_cells(label, shape, batch, params, flops, results, with_official, with_o
 
 
 def header(modes, with_official, args):
-    done = [name for name, on in (('fused', args.fuse), ('compiled', args.compile)) if on]
-    ours = f' ({", ".join(done)})' if done else ''
+    ours = ' (fused)' if args.fuse else ''
     cells = ['Config', 'Input', 'Params (M)', 'FLOPs (G)']
     for mode in modes:
         unit = 'img/s' if mode == 'infer' else 'step (ms)'
@@ -178,6 +184,8 @@ def header(modes, with_official, args):
         if with_official:
             cells += [f'Official {mode} {unit}', f'Official {mode} peak (MiB)',
                       f'{MODES[mode]} speed-up']
+        if args.compile:
+            cells += [f'Compiled {mode} {unit}', f'Compiled {mode} speed-up over ours']
         if args.onnxruntime and mode == 'infer':
             for kind in ['ONNX Runtime'] + (['ONNX Runtime int8'] if args.int8 else []):
                 cells += [f'{kind} {mode} {unit}', f'{kind} speed-up over ours']
@@ -222,7 +230,8 @@ def main(argv=None):
     parser.add_argument('--device', choices=['cpu', 'cuda'],
                         default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--fuse', action='store_true', help='fuse our models (infer mode only)')
-    parser.add_argument('--compile', action='store_true', help='torch.compile our models')
+    parser.add_argument('--compile', nargs='?', const='inductor', metavar='BACKEND',
+                        help='also time our models torch.compile-d (default backend: inductor)')
     parser.add_argument('--onnxruntime', action='store_true',
                         help='also time ours exported to ONNX in ONNX Runtime (infer, CPU)')
     parser.add_argument('--int8', action='store_true',
@@ -260,11 +269,12 @@ def main(argv=None):
         inputs = torch.randn(args.batch_size, 3, *shape, device=args.device)
         with tempfile.TemporaryDirectory() as folder:
             onnx = onnx_runtime_models(ours, inputs, folder, args) if args.onnxruntime else ()
-            runner = torch.compile(ours, dynamic=True) if args.compile else ours
-            results = {mode: measure_row(runner, official, inputs, mode, args, onnx)
+            compiled = (torch.compile(ours, backend=args.compile, dynamic=True)
+                        if args.compile else None)  # shares ours' weights
+            results = {mode: measure_row(ours, official, inputs, mode, args, onnx, compiled)
                        for mode in modes}
         rows.append(row_cells(label, shape, args.batch_size, params, flops, results,
-                              with_official, args.onnxruntime))
+                              with_official, args.onnxruntime, bool(args.compile)))
         print(markdown([header(modes, with_official, args), rows[-1]]), flush=True)
     table = (f'Measured {datetime.date.today()} on {machine()}, {args.device}; median of '
              f'{args.rounds} x {args.repeat} steps after {args.warmup} warm-up'
