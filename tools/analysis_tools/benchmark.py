@@ -3,10 +3,9 @@ configs, as one table; with official clones, against the official implementation
 
     python tools/analysis_tools/benchmark.py CONFIG [CONFIG ...] [--shape H W ...] [--batch-size N]
         [--mode infer|train|both] [--backbone-only] [--repeat R] [--warmup W] [--rounds K]
-        [--device cpu|cuda] [--fuse] [--compile [BACKEND]] [--onnxruntime [--int8]
-        [--ort-optimization L]
-        [--ort-no-arena]] [--official-repo PATH ...]
-        [--markdown FILE]
+        [--device cpu|cuda] [--fuse] [--compile [BACKEND]]
+        [--onnxruntime [--int8] [--ort-optimization L] [--ort-no-arena]]
+        [--official-repo PATH ...] [--markdown FILE]
 
 Each model is built as in ``get_flops.py`` (SyncBN -> BN, random weights) and called on random
 inputs through its plain tensor forward (``model.backbone`` with ``--backbone-only``).
