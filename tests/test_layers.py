@@ -134,6 +134,20 @@ def test_resized_grids_are_cached_per_size_dtype_and_version():
         assert len(embed._resized_grids) == embed.max_cached_grids
 
 
+@pytest.mark.parametrize('align_corners', [False, True])
+def test_bicubic_matrix_resizes_as_f_interpolate(align_corners):
+    """The exported graphs resize position grids as two products with these matrices (ONNX
+    Runtime's cubic Resize is slow): the same values as torch's bicubic kernel, border taps
+    clamped, for upsampling, downsampling and the same size."""
+    from groupmix_backbones.models.layers.shape import bicubic_matrix
+    for src, dst in [(56, 128), (7, 16), (14, 14), (56, 17), (3, 9), (9, 2)]:
+        grid = torch.randn(1, 5, src, 1)
+        expected = F.interpolate(grid, size=(dst, 1), mode='bicubic',
+                                 align_corners=align_corners)[0, :, :, 0]
+        got = (bicubic_matrix(src, dst, align_corners, grid) @ grid[0, :, :, 0].T).T
+        torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
+
+
 def test_resized_grids_train_and_mix_with_inference_mode():
     from groupmix_backbones.models.layers import GridPositionEmbedding
     embed = GridPositionEmbedding(8, grid=(4, 4))

@@ -13,7 +13,7 @@ from .attention import AttentionWeights, map_probe_cells
 from .fuse import Fusable, fold_bn
 from .linear import Linear
 from .norm import build_norm
-from .shape import image_to_tokens
+from .shape import exporting, image_to_tokens
 
 
 class SepConv2d(nn.Sequential):
@@ -131,8 +131,12 @@ class GroupMixAttention(nn.Module):
         B, N, C = x.shape
         G = self.group_channels
         # q, k and v stacked on the batch axis as images, (3B, C, H, W), split into 5 groups
-        groups = self.qkv(x).reshape(B, N, 3, C).permute(2, 0, 3, 1).reshape(
-            3 * B, C, *hw_shape).split(G, dim=1)
+        qkv = self.qkv(x)
+        if exporting():  # the same permutation as two that ONNX Runtime copies 4x faster
+            qkv = qkv.transpose(1, 2).reshape(B, 3, C, N).transpose(0, 1)
+        else:
+            qkv = qkv.reshape(B, N, 3, C).permute(2, 0, 3, 1)
+        groups = qkv.reshape(3 * B, C, *hw_shape).split(G, dim=1)
         mixed = torch.cat([agg(g) for agg, g in zip(self.group_aggs, groups)], dim=1)
         local = self.local_agg(groups[4].reshape(3, B, G, *hw_shape).transpose(0, 1).reshape(
             B, 3 * G, *hw_shape))

@@ -116,9 +116,33 @@ def resize_pos_embed(pos_embed: torch.Tensor, src_hw, dst_hw, mode: str = 'bicub
     src_hw, dst_hw = tuple(src_hw), tuple(dst_hw)
     if not exporting() and src_hw == dst_hw:
         return pos_embed
+    if exporting() and mode == 'bicubic':  # ONNX Runtime's cubic Resize is ~10x slower
+        rows, cols = (bicubic_matrix(s, d, align_corners, pos_embed) for s, d in zip(src_hw, dst_hw))
+        grid = (rows @ pos_embed.reshape(src_hw[0], -1)).reshape(dst_hw[0], src_hw[1], -1)
+        return (cols @ grid).reshape(1, dst_hw[0] * dst_hw[1], -1)
     grid = pos_embed.reshape(1, *src_hw, -1).permute(0, 3, 1, 2)
     grid = F.interpolate(grid, size=dst_hw, mode=mode, align_corners=align_corners)
     return grid.flatten(2).transpose(1, 2)
+
+
+
+def bicubic_matrix(src: int, dst, align_corners: bool, like: torch.Tensor) -> torch.Tensor:
+    """(dst, src) matrix of ``F.interpolate(mode='bicubic')`` along one axis (A = -0.75, border
+    taps clamped, as torch's kernel), in ``like``'s dtype and device: a resize is then two
+    matrix products, which the exported graph computes for a symbolic ``dst``."""
+    out = torch.arange(dst, device=like.device, dtype=like.dtype)
+    if align_corners:
+        x = out * ((src - 1) / (dst - 1)) if dst > 1 else out * 0
+    else:
+        x = (out + 0.5) * (src / dst) - 0.5
+    left = x.floor()
+    t, a = x - left, -0.75
+    near = lambda d: ((a + 2) * d - (a + 3)) * d * d + 1  # noqa: E731 (|d| <= 1)
+    far = lambda d: ((a * d - 5 * a) * d + 8 * a) * d - 4 * a  # noqa: E731 (1 < |d| < 2)
+    weights = torch.stack([far(t + 1), near(t), near(1 - t), far(2 - t)], dim=1)  # (dst, 4)
+    taps = (left.long()[:, None] + torch.arange(-1, 3, device=like.device)).clamp(0, src - 1)
+    cells = torch.arange(src, device=like.device)
+    return ((taps[..., None] == cells).to(like.dtype) * weights[..., None]).sum(1)
 
 
 torch.fx.wrap('resize_pos_embed')  # one node of an FX trace, run eagerly: it branches on sizes
