@@ -29,14 +29,14 @@ if "$PY" - <<'PY' 2>/dev/null; then
 import importlib.metadata as md
 want = {'torch': '2.11.0', 'torchvision': '0.26.0', 'mmengine': '0.10.7', 'mmcv': '2.1.0',
         'mmdet': '3.3.0', 'mmsegmentation': '1.2.2', 'mmpretrain': '1.2.0',
-        'onnx': '1.23.2', 'onnxruntime': '1.32.0', 'onnxscript': '0.7.2'}
+        'onnx': '1.23.2', 'onnxruntime': '1.32.0', 'onnxscript': '0.7.2', 'mmdeploy': '1.3.1'}
 for name, version in want.items():
     assert md.version(name).split('+')[0] == version, name
 for name in ('timm', 'ftfy', 'regex', 'pytest', 'groupmix_backbones'):
     md.version(name)
 import mmcv.ops  # compiled ops present
 PY
-  say "environment in $VENV/ is ready (torch 2.11.0, mmcv 2.1.0 with ops, mmdet/mmseg/mmpretrain, onnx/onnxruntime)"
+  say "environment in $VENV/ is ready (torch 2.11.0, mmcv 2.1.0 with ops, mmdet/mmseg/mmpretrain, onnx/onnxruntime, mmdeploy)"
   exit 0
 fi
 
@@ -53,6 +53,8 @@ pip_install mmdet==3.3.0 mmsegmentation==1.2.2 mmpretrain==1.2.0 "timm>=1.0,<2" 
   pytest pycocotools
 say "installing onnx 1.23.2, onnxruntime 1.32.0, onnxscript 0.7.2 (tools/deployment/pytorch2onnx.py)"
 pip_install onnx==1.23.2 onnxruntime==1.32.0 onnxscript==0.7.2
+say "installing mmdeploy 1.3.1 without its dependencies (tools/deployment/mmdeploy_export.py; it pins protobuf<=3.20.2, and runs with this stack's)"
+pip_install --no-deps mmdeploy==1.3.1 aenum prettytable terminaltables multiprocess dill
 say "installing groupmix_backbones (editable)"
 pip_install --no-build-isolation --no-deps -e .
 say "environment ready in $VENV/"
