@@ -115,10 +115,8 @@ class ConvResidualMlp(Mlp):
     def __init__(self, dim: int, hidden_dim: int, *, drop: float = 0.):
         super().__init__(dim, hidden_dim, drop=drop, dwconv=True)
 
-    def forward(self, x, hw_shape=None):
-        x = self.fc1(x)
-        x = self.act(x + image_to_tokens(self.dwconv(tokens_to_image(x, hw_shape))))
-        return self.drop(self.fc2(self.drop(x)))
+    def mix(self, x):
+        return x + self.dwconv(x)
 
 
 class LePEAttention(nn.Module):
