@@ -33,6 +33,10 @@ class TokenOrderMismatch(OnnxMismatchError):
     its tokens otherwise (:func:`token_order_report`): its arithmetic is not shown wrong."""
 
 
+#: how :func:`token_order_report` begins when the token groups differ
+TOKEN_GROUPS_DIFFER = ' Token groups differ'
+
+
 class ShapeAdaptiveAvgPool2d(nn.AdaptiveAvgPool2d):
     """``nn.AdaptiveAvgPool2d`` (the original op in eager mode) whose exported graph computes its
     bins from the input size: torch's decomposition of the op fixes the example's bins (mmseg's
@@ -216,9 +220,6 @@ def check_onnx(path: str, module: nn.Module, inputs: Sequence[torch.Tensor],
                 f'{error:.3g} > {atol:g}.{report}')
         results.append((shape, error))
     return results
-
-
-TOKEN_GROUPS_DIFFER = ' Token groups differ'
 
 
 def token_order_report(path: str, module: nn.Module, x: torch.Tensor) -> str:

@@ -117,13 +117,13 @@ def resize_pos_embed(pos_embed: torch.Tensor, src_hw, dst_hw, mode: str = 'bicub
     if not exporting() and src_hw == dst_hw:
         return pos_embed
     if exporting() and mode == 'bicubic':  # ONNX Runtime's cubic Resize is ~10x slower
-        rows, cols = (bicubic_matrix(s, d, align_corners, pos_embed) for s, d in zip(src_hw, dst_hw))
+        rows, cols = (bicubic_matrix(src, dst, align_corners, pos_embed)
+                      for src, dst in zip(src_hw, dst_hw))
         grid = (rows @ pos_embed.reshape(src_hw[0], -1)).reshape(dst_hw[0], src_hw[1], -1)
         return (cols @ grid).reshape(1, dst_hw[0] * dst_hw[1], -1)
     grid = pos_embed.reshape(1, *src_hw, -1).permute(0, 3, 1, 2)
     grid = F.interpolate(grid, size=dst_hw, mode=mode, align_corners=align_corners)
     return grid.flatten(2).transpose(1, 2)
-
 
 
 def bicubic_matrix(src: int, dst, align_corners: bool, like: torch.Tensor) -> torch.Tensor:
