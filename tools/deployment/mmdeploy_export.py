@@ -4,8 +4,11 @@ through mmdeploy 1.x, then its detections checked against PyTorch's on images.
     python tools/deployment/mmdeploy_export.py CONFIG CHECKPOINT IMAGE [IMAGE ...] --out DIR
         [--score-thr 0.05] [--atol 1e-3] [--mask-tol 1e-3]
 
-``tools/setup_env.sh`` installs mmdeploy 1.3.1 without its dependencies: its wheel pins
-``protobuf<=3.20.2``, which the onnx here does not take; it runs with this stack's.
+``tools/setup_env.sh`` installs mmdeploy 1.3.1 without its dependencies (its wheel pins
+``protobuf<=3.20.2``, which the onnx here does not take; it runs with this stack's); in an
+environment of your own::
+
+    pip install --no-deps mmdeploy==1.3.1 aenum prettytable terminaltables multiprocess dill
 
 mmdeploy 1.3.1 (its newest release) was written for torch 1.x/2.0; with torch 2.11 two things need
 restoring, which this tool does while it exports: its export calls ``torch.onnx.export`` without
