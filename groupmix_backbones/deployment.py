@@ -33,10 +33,6 @@ class TokenOrderMismatch(OnnxMismatchError):
     its tokens otherwise (:func:`token_order_report`): its arithmetic is not shown wrong."""
 
 
-#: how :func:`token_order_report` begins when the token groups differ
-TOKEN_GROUPS_DIFFER = ' Token groups differ'
-
-
 class ShapeAdaptiveAvgPool2d(nn.AdaptiveAvgPool2d):
     """``nn.AdaptiveAvgPool2d`` (the original op in eager mode) whose exported graph computes its
     bins from the input size: torch's decomposition of the op fixes the example's bins (mmseg's
@@ -213,27 +209,26 @@ def check_onnx(path: str, module: nn.Module, inputs: Sequence[torch.Tensor],
                 f'{[g.shape for g in got]}, PyTorch {[e.shape for e in expected]}.')
         error = max(float(np.abs(g - e).max()) if g.size else 0. for g, e in zip(got, expected))
         if not error <= atol:  # (NaN fails too)
-            report = token_order_report(path, module, x)
-            raise (TokenOrderMismatch if report.startswith(TOKEN_GROUPS_DIFFER)
-                   else OnnxMismatchError)(
+            report, groups_differ = token_order_report(path, module, x)
+            raise (TokenOrderMismatch if groups_differ else OnnxMismatchError)(
                 f'{path} differs from PyTorch on an input of {shape}: max |difference| '
                 f'{error:.3g} > {atol:g}.{report}')
         results.append((shape, error))
     return results
 
 
-def token_order_report(path: str, module: nn.Module, x: torch.Tensor) -> str:
+def token_order_report(path: str, module: nn.Module, x: torch.Tensor) -> Tuple[str, bool]:
     """Why an export with SG-Former's significance-guided blocks differs on ``x``: the first
     block whose token order (each block's sort of the significance map before it) differs between
     ONNX Runtime and PyTorch, with how many ranks and how many tokens in another merged group
     (near-equal significance values that float rounding orders otherwise; later blocks then see
-    other inputs), or that every order agrees, so that the arithmetic differs. '' for a model
-    without such blocks."""
+    other inputs), or that every order agrees, so that the arithmetic differs; and whether the
+    token groups differ. ('', False) for a model without such blocks."""
     import onnx
     import onnxruntime as ort
     guided = [(name, m) for name, m in module.named_modules() if hasattr(m, 'scan_orders')]
     if not guided:
-        return ''
+        return '', False
     ours, hooks = [], [m.register_forward_pre_hook(
         lambda m, args, name=name: ours.append((name, m, m.scan_orders(args[2]))))
         for name, m in guided]
@@ -247,7 +242,7 @@ def token_order_report(path: str, module: nn.Module, x: torch.Tensor) -> str:
     sorts = [node.output[1] for node in graph.graph.node if node.op_type == 'TopK']
     if len(sorts) != 2 * len(ours):
         return (f' The graph has {len(sorts)} TopK sorts for {len(ours)} significance-guided '
-                f'blocks run: their token orders cannot be paired.')
+                f'blocks run: their token orders cannot be paired.'), False
     graph.graph.output.extend(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.INT64,
                                                                  None) for name in sorts)
     session = ort.InferenceSession(graph.SerializeToString(), providers=['CPUExecutionProvider'])
@@ -260,10 +255,10 @@ def token_order_report(path: str, module: nn.Module, x: torch.Tensor) -> str:
             moved += int((torch.empty_like(order).scatter_(1, order, group)
                           != torch.empty_like(order).scatter_(1, theirs, group)).sum())
         if ranks:
-            return (f'{TOKEN_GROUPS_DIFFER}: {name} (the first significance-guided block that '
+            return (f' Token groups differ: {name} (the first significance-guided block that '
                     f'differs; later ones see other inputs) ranks {ranks} of '
                     f'{2 * orders[0].numel()} tokens (both scans) otherwise in ONNX Runtime, '
                     f'{moved} into another merged group: near-equal significance values that '
-                    f'float rounding orders otherwise.')
+                    f'float rounding orders otherwise.'), True
     return (f' The token orders of all {len(ours)} significance-guided blocks agree: the '
-            f'arithmetic differs.')
+            f'arithmetic differs.'), False

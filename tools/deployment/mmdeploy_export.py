@@ -75,6 +75,22 @@ def torchscript_export():
         torch.onnx.export = export
 
 
+def in_own_column(scores: torch.Tensor, one_hot: torch.Tensor) -> torch.Tensor:
+    """``scores`` (...) as (..., G): each in the column that ``one_hot`` ((G,) or (..., G)) marks,
+    -1 (below any NMS score threshold) in the others; a multiclass NMS then keeps each score to
+    its group."""
+    return scores[..., None] * one_hot + (one_hot - 1)
+
+
+def nms_within_groups(boxes, scores, cfg, score_threshold: float):
+    """mmdeploy's multiclass NMS of ``boxes`` (B, N, 4) by groups (``scores`` (B, N, G) from
+    :func:`in_own_column`) with ``cfg``'s IoU threshold; the ``cfg.max_per_img`` best kept."""
+    from mmdeploy.mmcv.ops import multiclass_nms
+    return multiclass_nms(boxes, scores, cfg.max_per_img, nms_type=cfg.nms.get('type'),
+                          iou_threshold=cfg.nms.iou_threshold, score_threshold=score_threshold,
+                          pre_top_k=-1, keep_top_k=cfg.max_per_img)
+
+
 def register_rpn_as_mmdet():
     """Register, for ONNX Runtime (before mmdeploy's default rewrite, which then stands aside),
     an export of ``RPNHead.predict_by_feat`` that selects mmdet's proposals. mmdeploy's rewrite
@@ -82,9 +98,8 @@ def register_rpn_as_mmdet():
     post-processing score threshold (0.05); mmdet's ``RPNHead`` keeps every score, drops boxes
     not wider and taller than ``min_bbox_size`` and runs NMS within each level
     (``batched_nms`` by level id), then keeps the ``max_per_img`` best. Here each level is a
-    class of mmdeploy's multiclass NMS: a box scores in its own level's column, -1 elsewhere."""
+    class of mmdeploy's multiclass NMS (:func:`nms_within_groups`)."""
     from mmdeploy.core import FUNCTION_REWRITER
-    from mmdeploy.mmcv.ops import multiclass_nms
 
     @FUNCTION_REWRITER.register_rewriter(
         'mmdet.models.dense_heads.rpn_head.RPNHead.predict_by_feat', backend='onnxruntime')
@@ -111,16 +126,12 @@ def register_rpn_as_mmdet():
                 wide = (boxes[..., 2] - boxes[..., 0] > cfg.min_bbox_size) & \
                     (boxes[..., 3] - boxes[..., 1] > cfg.min_bbox_size)
                 score = torch.where(wide, score, -torch.ones_like(score))
-            column = torch.zeros(levels, device=score.device)
-            column[level] = 1
             all_boxes.append(boxes)
-            all_scores.append(score[..., None] * column + (column - 1))
+            all_scores.append(in_own_column(score, torch.eye(levels, device=score.device)[level]))
         boxes, scores = torch.cat(all_boxes, 1), torch.cat(all_scores, 1)
         if not with_nms:
             return boxes, scores
-        return multiclass_nms(boxes, scores, cfg.max_per_img, nms_type=cfg.nms.get('type'),
-                              iou_threshold=cfg.nms.iou_threshold, score_threshold=0.,
-                              pre_top_k=-1, keep_top_k=cfg.max_per_img)
+        return nms_within_groups(boxes, scores, cfg, score_threshold=0.)
 
 
 def register_bbox_head_as_mmdet():
@@ -129,10 +140,9 @@ def register_bbox_head_as_mmdet():
     each RoI's box of its best class only and gives it to every class in NMS, so a detection of
     another class gets a box that is not its own; mmdet's ``multiclass_nms`` takes each class's
     own box. Here each (RoI, class) pair is a box of mmdeploy's multiclass NMS that scores in its
-    class's column only (-1 elsewhere)."""
+    class's column only (:func:`in_own_column`)."""
     import torch.nn.functional as F
     from mmdeploy.core import FUNCTION_REWRITER
-    from mmdeploy.mmcv.ops import multiclass_nms
     from mmdet.structures.bbox import get_box_tensor
 
     @FUNCTION_REWRITER.register_rewriter(
@@ -148,13 +158,10 @@ def register_bbox_head_as_mmdet():
         if not self.reg_class_agnostic:
             batch, classes = scores.shape[0], self.num_classes
             boxes = boxes.reshape(batch, -1, 4)  # (RoI, class) pairs: RoI-major, as bbox_preds
-            own = torch.eye(classes, device=scores.device)
-            scores = (scores[..., None] * own + (own - 1)).reshape(batch, -1, classes)
-        cfg = rcnn_test_cfg
-        return multiclass_nms(boxes, scores, cfg.max_per_img, nms_type=cfg.nms.get('type'),
-                              iou_threshold=cfg.nms.iou_threshold,
-                              score_threshold=cfg.score_thr, pre_top_k=-1,
-                              keep_top_k=cfg.max_per_img)
+            scores = in_own_column(scores, torch.eye(classes, device=scores.device))
+            scores = scores.reshape(batch, -1, classes)
+        return nms_within_groups(boxes, scores, rcnn_test_cfg,
+                                 score_threshold=rcnn_test_cfg.score_thr)
 
 
 def match(ours, theirs):

@@ -63,7 +63,7 @@ def conv_is_faster(rows: int, weight: torch.Tensor, bias, dtype, repeat: int = 3
 def _conv_rows(x: torch.Tensor, weight: torch.Tensor, bias) -> torch.Tensor:
     """F.linear(x, weight, bias) as a 1x1 convolution over the rows' channels-last view."""
     rows = x.reshape(1, -1, 1, weight.shape[1]).permute(0, 3, 1, 2)  # (1, C, rows, 1)
-    out = F.conv2d(rows, weight[:, :, None, None], bias)
+    out = F.conv2d(rows, weight[:, :, None, None], bias)  # (as Linear.on_map)
     return out.permute(0, 2, 3, 1).reshape(*x.shape[:-1], weight.shape[0])
 
 
@@ -78,3 +78,7 @@ class Linear(nn.Linear):
         if not rows_as_conv(x, self.weight, self.bias):
             return F.linear(x, self.weight, self.bias)
         return _conv_rows(x, self.weight, self.bias)
+
+    def on_map(self, x: torch.Tensor) -> torch.Tensor:
+        """The layer on a map's channels, (B, in, H, W) -> (B, out, H, W): a 1x1 convolution."""
+        return F.conv2d(x, self.weight[:, :, None, None], self.bias)

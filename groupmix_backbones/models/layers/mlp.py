@@ -1,6 +1,5 @@
 """Token MLPs."""
 import torch.nn as nn
-import torch.nn.functional as F
 
 from .shape import exporting, image_to_tokens, tokens_to_image
 from .linear import Linear
@@ -33,11 +32,10 @@ class Mlp(nn.Module):
         return self.drop(self.fc2(self.drop(self.act(x))))
 
     def forward_as_image(self, x, hw_shape):
-        """The same on the map (B, C, H, W), fc1 and fc2 as 1x1 convolutions: the exported graph
-        then transposes the C-channel input and output, not the hidden map twice (ONNX's Conv
-        takes channels first; in eager mode the depthwise conv reads the tokens' channels-last
-        view as they are)."""
-        x = F.conv2d(tokens_to_image(x, hw_shape), self.fc1.weight[..., None, None], self.fc1.bias)
-        x = F.conv2d(self.drop(self.act(self.mix(x))), self.fc2.weight[..., None, None],
-                     self.fc2.bias)
+        """The same on the map (B, C, H, W), fc1 and fc2 as 1x1 convolutions (``Linear.on_map``):
+        the exported graph then transposes the C-channel input and output, not the hidden map
+        twice (ONNX's Conv takes channels first; in eager mode the depthwise conv reads the
+        tokens' channels-last view as they are)."""
+        x = self.fc1.on_map(tokens_to_image(x, hw_shape))
+        x = self.fc2.on_map(self.drop(self.act(self.mix(x))))
         return self.drop(image_to_tokens(x))
