@@ -4,8 +4,11 @@ by the processes of a distributed run, and the CPU fallbacks (SyncBN -> BN, gloo
 so that the same configs run without a GPU."""
 import argparse
 import contextlib
+import gc
+import logging
 import os
 import os.path as osp
+import sys
 
 import torch
 import torch.distributed as dist
@@ -165,6 +168,8 @@ def prepare_cfg(cfg: Config, config_path: str, launcher: str = 'none', work_dir=
 def close_process_group(wait_for_others: bool = True):
     """Destroy the process group before exit: gloo's threads left to the interpreter's shutdown can
     abort the process ("terminate called without an active exception") after a finished run.
+    Destroying it joins gloo's threads only when nothing else references the group (torch._dynamo,
+    imported after it by DDP, does): :func:`run_and_exit` ends a process whose threads remain.
     ``wait_for_others``: after a barrier (a finished run; a failed one must not wait for ranks
     that may be blocked in a collective)."""
     if dist.is_initialized():
@@ -183,6 +188,48 @@ def process_group_closed_on_exit():
         close_process_group(wait_for_others=False)
         raise
     close_process_group()
+
+
+def gloo_threads_alive() -> bool:
+    """Whether this process still runs gloo's worker threads (Linux names them
+    ``pt_gloo_runloop``; False where ``/proc`` cannot tell)."""
+    names = []
+    for task in os.listdir('/proc/self/task') if osp.isdir('/proc/self/task') else ():
+        try:
+            with open(f'/proc/self/task/{task}/comm') as f:
+                names.append(f.read().strip())
+        except OSError:  # the thread ended meanwhile
+            pass
+    return 'pt_gloo_runloop' in names
+
+
+def run_and_exit(run, argv=None):
+    """A tool's entry: call ``run(argv)`` and exit with its outcome (0; a ``SystemExit``'s code;
+    after an error's traceback 1, 130 for Ctrl-C). While gloo's threads still run (a CPU
+    process group that destroying could not free, :func:`close_process_group`), the process
+    exits without Python's finalization, once garbage is collected (DataLoader workers stop) and
+    logs and output are flushed: such a thread, freeing a finished collective's tensors, needs
+    the GIL, and one that asks for it while Python finalizes is ended inside a C++ destructor,
+    which aborts the process (SIGABRT, "terminate called without an active exception")."""
+    try:
+        run(argv)
+        code = 0
+    except SystemExit as stop:
+        code = stop.code
+    except BaseException as error:  # noqa: B902 (reported as the interpreter would)
+        sys.excepthook(type(error), error, error.__traceback__)
+        code = 130 if isinstance(error, KeyboardInterrupt) else 1
+    if code is not None and not isinstance(code, int):  # sys.exit('message')
+        print(code, file=sys.stderr)
+        code = 1
+    code = code or 0
+    if not gloo_threads_alive():
+        sys.exit(code)
+    gc.collect()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def init_cpu_process_group(launcher: str):

@@ -15,7 +15,7 @@ from groupmix_backbones import fuse_modules  # registers the backbones, safe che
 from groupmix_backbones.deployment import compile_dynamic
 from groupmix_backbones.policy.allocator import keep_freed_cpu_memory
 from groupmix_backbones.runtime import (add_runner_args, load_cfg, prepare_cfg,
-                                        process_group_closed_on_exit)
+                                        process_group_closed_on_exit, run_and_exit)
 
 
 def draw_predictions(cfg, show_dir: str):
@@ -133,4 +133,4 @@ def run(argv=None):
 
 if __name__ == '__main__':
     keep_freed_cpu_memory()
-    run()
+    run_and_exit(run)

@@ -9,7 +9,8 @@ import groupmix_backbones  # noqa: F401  registers the backbones, makes checkpoi
 from groupmix_backbones.engine.stop_hook import Preempted, write_exit_status
 from groupmix_backbones.policy.allocator import keep_freed_cpu_memory
 from groupmix_backbones.runtime import (add_runner_args, check_pretrained_paths, load_cfg,
-                                        prepare_cfg, process_group_closed_on_exit)
+                                        prepare_cfg, process_group_closed_on_exit,
+                                        run_and_exit)
 
 
 def parse_args(argv=None):
@@ -64,4 +65,4 @@ def run(argv=None):
 
 if __name__ == '__main__':
     keep_freed_cpu_memory()
-    run()
+    run_and_exit(run)
