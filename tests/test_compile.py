@@ -55,3 +55,26 @@ def test_dynamic_compile_serves_other_sizes_without_recompiling(cls, name):
                 torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
             graphs.append(counters['stats']['unique_graphs'])
     assert graphs == [1, 1], graphs
+
+
+
+def test_compiled_shifted_windows_roll_by_slices():
+    """Dynamo answers ``torch.compiler.is_exporting()`` with True under torch.compile too, which
+    made compiled Swin blocks roll by a shift computed in the graph (an ``index_select`` at
+    computed indices; ``torch.roll`` decomposes into one as well), and inductor's C++ code for
+    such indices in tiled transposes did not compile (U-Swin, torch 2.11: "'tmp21' was not
+    declared"). Compiled, the shift is a number and the roll two slices per side. U-Swin micro
+    with all its blocks: at 161x129 stage 3's shifted blocks (11x9 map, windows of 7) roll."""
+    graphs = []
+
+    def keep_graph(graph_module, example_inputs):
+        graphs.append(graph_module)
+        return graph_module.forward
+
+    torch.manual_seed(0)
+    model = next(cls for cls in BACKBONES if cls.__name__ == 'UnifiedSwin')(arch='micro').eval()
+    with torch.no_grad():
+        torch.compile(model, backend=keep_graph, dynamic=True)(torch.randn(1, 3, 161, 129))
+    targets = {str(node.target) for graph in graphs for node in graph.graph.nodes}
+    assert not {t for t in targets if 'index_select' in t or 'roll' in t}, targets
+    assert any('method cat' in t for t in targets), targets

@@ -16,6 +16,13 @@ def exporting() -> bool:
     return torch.compiler.is_exporting() or torch.onnx.is_in_onnx_export()
 
 
+def compiling_only() -> bool:
+    """True while torch.compile traces the model, but not torch.export. Dynamo answers
+    ``torch.compiler.is_exporting()`` with True in both (torch 2.11), so :func:`exporting` is True
+    there too; torch.export's own flag tells them apart."""
+    return torch.compiler.is_compiling() and not torch.compiler._is_exporting_flag
+
+
 def to_2tuple(value) -> Tuple[int, int]:
     """``7`` -> ``(7, 7)``; pairs pass through as tuples."""
     return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
@@ -74,12 +81,26 @@ def roll_map(x: torch.Tensor, shift, dims) -> torch.Tensor:
     ``|shift| <= size``) rolls by gathering the rows and columns at ``(i - shift) mod size``, the
     modulo written as two wraps (ONNX export takes no remainder by a symbolic size)."""
     if not torch.is_tensor(shift):
+        if shift and compiling_only():  # see roll_by_slices
+            return roll_by_slices(x, shift, dims)
         return x.roll((shift, shift), dims=dims) if shift else x
     for dim in dims:
         size = x.shape[dim]
         index = torch.arange(size, device=x.device) - shift
         index = torch.where(index < 0, index + size, index)
         x = x.index_select(dim, torch.where(index >= size, index - size, index))
+    return x
+
+
+def roll_by_slices(x: torch.Tensor, shift: int, dims) -> torch.Tensor:
+    """``x.roll((shift, shift), dims)`` as two slices joined per dim. Under torch.compile, roll
+    decomposes into an ``index_select`` at computed indices, and inductor's C++ code for its
+    tiled transposes with symbolic sizes can then use an index out of its scope (torch 2.11: a
+    "'tmpN' was not declared" compile error for U-Swin); slices index directly."""
+    for dim in dims:
+        size = x.shape[dim]
+        kept = size - shift % size
+        x = torch.cat((x.narrow(dim, kept, size - kept), x.narrow(dim, 0, kept)), dim)
     return x
 
 
