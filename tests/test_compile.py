@@ -57,7 +57,6 @@ def test_dynamic_compile_serves_other_sizes_without_recompiling(cls, name):
     assert graphs == [1, 1], graphs
 
 
-
 def test_compiled_shifted_windows_roll_by_slices():
     """Dynamo answers ``torch.compiler.is_exporting()`` with True under torch.compile too, which
     made compiled Swin blocks roll by a shift computed in the graph (an ``index_select`` at
