@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from ..registry import register_backbone
 from .base import DenseBackbone, TokenStage
 from .layers import (AttentionWeights, GridPositionEmbedding, Linear, Mlp, build_norm, check_heads,
-                     drop_path, exporting, fan_out_normal_, image_to_tokens, map_probe_cells,
+                     drop_path, exporting_only, fan_out_normal_, image_to_tokens, map_probe_cells,
                      pad_to_multiple, real_map, shifted_window_mask, softmax_attention,
                      tokens_to_image, window_partition, window_probe_cells, window_reverse)
 
@@ -309,7 +309,7 @@ class SignificanceGuidedAttention(LePEAttention):
         B, H, W = significance.shape
         # exported: aten.sort (its stable overload has no ONNX function) -> ONNX's TopK, which
         # orders ties by index, as the stable sort
-        stable = {} if exporting() else dict(stable=True)
+        stable = {} if exporting_only() else dict(stable=True)
         return [scan.reshape(B, H * W).sort(dim=1, **stable)[1]
                 for scan in (significance, significance.transpose(1, 2))]
 

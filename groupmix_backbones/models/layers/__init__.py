@@ -19,16 +19,17 @@ from .linear import Linear
 from .linear_attention import FocusedLinearAttention, ProjectedLinearAttention
 from .mlp import Mlp
 from .norm import build_norm
-from .shape import (SavedGrids, adapt_saved_grids, exporting, image_to_tokens, map_windows,
-                    pad_for_strided_conv, pad_to_multiple, resize_pos_embed, roll_map, to_2tuple,
-                    tokens_to_image, window_cells, window_partition, window_reverse)
+from .shape import (SavedGrids, adapt_saved_grids, exporting, exporting_only, image_to_tokens,
+                    map_windows, pad_for_strided_conv, pad_to_multiple, resize_pos_embed, roll_map,
+                    to_2tuple, tokens_to_image, window_cells, window_partition, window_reverse)
 
 __all__ = [
     'MASK_VALUE', 'AttentionWeights', 'recording_attention', 'map_probe_cells',
     'window_probe_cells', 'PreNormBlock',
     'ShiftedWindowAttention', 'SpatialReductionAttention', 'check_heads', 'key_mask', 'real_map',
     'relative_position_index', 'shifted_window_mask', 'softmax_attention',
-    'size_cache', 'window_shift', 'exporting', 'roll_map', 'DCNv3', 'deformable_sample', 'kernel_grid', 'drop_path', 'drop_path_schedule',
+    'size_cache', 'window_shift', 'exporting', 'exporting_only', 'roll_map',
+    'DCNv3', 'deformable_sample', 'kernel_grid', 'drop_path', 'drop_path_schedule',
     'ConvPatchEmbed', 'GridPositionEmbedding', 'PatchMerging', 'Fusable', 'fold_bn',
     'fuse_modules', 'fan_out_normal_', 'HaloAttention',
     'halo_key_mask', 'halo_relative_index', 'make_divisible', 'Linear', 'Mlp',

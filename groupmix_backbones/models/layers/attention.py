@@ -6,9 +6,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .norm import build_norm
-from .shape import (SavedGrids, compiling_only, exporting, image_to_tokens, map_windows,
-                    pad_to_multiple, roll_map, tokens_to_image, window_cells, window_partition,
-                    window_reverse)
+from .shape import (SavedGrids, compiling_only, exporting, exporting_only, image_to_tokens,
+                    map_windows, pad_to_multiple, roll_map, tokens_to_image, window_cells,
+                    window_partition, window_reverse)
 from .linear import Linear
 
 MASK_VALUE = -1e4  # additive mask of keys a query must not see (finite: no NaN rows, fits fp16)
@@ -104,7 +104,7 @@ def softmax_attention(q, k, v, *, mask=None, dropout_p: float = 0., record=None)
     q, k, v = (t.reshape(-1, heads, t.shape[-2], t.shape[-1]) for t in (q, k, v))
     if mask is not None:
         mask = mask.to(q.dtype).expand(*lead, heads, num_q, num_k).reshape(-1, heads, num_q, num_k)
-    if exporting() and not dropout_p:  # written out: the exporter gives SDPA's fused output
+    if exporting_only() and not dropout_p:  # written out: the exporter gives SDPA's fused output
         # one memory layout while tracing and another after decomposing it, and then fails on
         # reshapes of it; ONNX gets these same MatMul and Softmax nodes either way
         logits = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)

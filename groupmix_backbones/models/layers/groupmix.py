@@ -13,7 +13,7 @@ from .attention import AttentionWeights, map_probe_cells
 from .fuse import Fusable, fold_bn
 from .linear import Linear
 from .norm import build_norm
-from .shape import exporting, image_to_tokens
+from .shape import exporting_only, image_to_tokens
 
 
 class SepConv2d(nn.Sequential):
@@ -132,7 +132,7 @@ class GroupMixAttention(nn.Module):
         G = self.group_channels
         # q, k and v stacked on the batch axis as images, (3B, C, H, W), split into 5 groups
         qkv = self.qkv(x)
-        if exporting():  # the same permutation as two that ONNX Runtime copies 4x faster
+        if exporting_only():  # the same permutation as two that ONNX Runtime copies 4x faster
             qkv = qkv.transpose(1, 2).reshape(B, 3, C, N).transpose(0, 1)
         else:
             qkv = qkv.reshape(B, N, 3, C).permute(2, 0, 3, 1)

@@ -35,7 +35,8 @@ class Mlp(nn.Module):
         """The same on the map (B, C, H, W), fc1 and fc2 as 1x1 convolutions (``Linear.on_map``):
         the exported graph then transposes the C-channel input and output, not the hidden map
         twice (ONNX's Conv takes channels first; in eager mode the depthwise conv reads the
-        tokens' channels-last view as they are)."""
+        tokens' channels-last view as they are). Compiled too: FLatten-PVTv2-b0 with inductor
+        runs at 1.11x eager so, 0.84x on the tokens with F.linear (docs/deployment.md)."""
         x = self.fc1.on_map(tokens_to_image(x, hw_shape))
         x = self.fc2.on_map(self.drop(self.act(self.mix(x))))
         return self.drop(image_to_tokens(x))

@@ -19,8 +19,15 @@ def exporting() -> bool:
 def compiling_only() -> bool:
     """True while torch.compile traces the model, but not torch.export. Dynamo answers
     ``torch.compiler.is_exporting()`` with True in both (torch 2.11), so :func:`exporting` is True
-    there too; torch.export's own flag tells them apart."""
+    there too (which dynamic compilation needs as well: no branch on a size); torch.export's own
+    flag tells them apart."""
     return torch.compiler.is_compiling() and not torch.compiler._is_exporting_flag
+
+
+def exporting_only() -> bool:
+    """True while ``torch.export`` or ``torch.onnx.export`` trace the model, but not torch.compile:
+    for graphs written for ONNX Runtime's kernels, which a compiled model should not take."""
+    return exporting() and not compiling_only()
 
 
 def to_2tuple(value) -> Tuple[int, int]:
