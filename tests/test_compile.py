@@ -6,6 +6,7 @@ import torch
 
 from groupmix_backbones.registry import BACKBONES
 from test_contract import build
+from test_layers import CountOps
 
 CLASSES = [(cls, next(iter(cls.arch_zoo))) for cls in BACKBONES]
 IDS = [cls.__name__ for cls, _ in CLASSES]
@@ -16,18 +17,6 @@ def fresh_dynamo():
     torch._dynamo.reset()
     yield
     torch._dynamo.reset()
-
-
-class CountCalls(torch.overrides.TorchFunctionMode):
-    """Counts the torch functions called eagerly, by name."""
-
-    def __init__(self):
-        super().__init__()
-        self.names = []
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        self.names.append(getattr(func, '__name__', str(func)))
-        return func(*args, **(kwargs or {}))
 
 
 def compiled_targets(module, *inputs):
@@ -109,7 +98,7 @@ def test_compiled_graph_attends_through_sdpa_as_eager_does(cls, name):
     in the compiled graph."""
     model = build(cls, name).eval()
     x = torch.randn(1, 3, 45, 61)
-    with torch.no_grad(), CountCalls() as eager:
+    with torch.no_grad(), CountOps() as eager:
         model(x)
     want = eager.names.count('scaled_dot_product_attention')
     assert want and sum('scaled_dot_product_attention' in t for t in
