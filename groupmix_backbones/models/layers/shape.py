@@ -12,7 +12,8 @@ def exporting() -> bool:
     """True while ``torch.export`` or ``torch.onnx.export`` trace the model. Size-dependent code then
     branches on no size and caches nothing: it computes its pads, masks and resized grids from the
     symbolic sizes, so that one exported graph serves every input size (a branch taken on the
-    example's size would be baked into the graph)."""
+    example's size would be baked into the graph). Under torch.compile too (:func:`compiling_only`);
+    :func:`exporting_only` is for the export alone."""
     return torch.compiler.is_exporting() or torch.onnx.is_in_onnx_export()
 
 
