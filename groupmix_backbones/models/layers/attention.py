@@ -6,9 +6,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .norm import build_norm
-from .shape import (SavedGrids, compiling_only, exporting, exporting_only, image_to_tokens,
-                    map_windows, pad_to_multiple, roll_map, tokens_to_image, window_cells,
-                    window_partition, window_reverse)
+from .shape import (SavedGrids, exporting, exporting_only, image_to_tokens, map_windows,
+                    pad_to_multiple, roll_map, tokens_to_image, window_cells, window_partition,
+                    window_reverse)
 from .linear import Linear
 
 MASK_VALUE = -1e4  # additive mask of keys a query must not see (finite: no NaN rows, fits fp16)
@@ -161,7 +161,7 @@ def window_shift(hw_shape, window_size: int, shifted: bool, device):
     size (a Python int would fix the choice made at the example's size)."""
     if not shifted:
         return 0
-    if not exporting() or compiling_only():  # compiled: a guard on the sizes, no computed roll
+    if not exporting_only():  # compiled too: a guard on the sizes, no computed roll
         return window_size // 2 if min(hw_shape) > window_size else 0
     larger = [(torch.arange(size, device=device) >= window_size).any() for size in hw_shape]
     return (larger[0] & larger[1]).long() * (window_size // 2)
