@@ -8,7 +8,7 @@ sizes (``models.layers.exporting``). A graph can still declare dynamic inputs an
 the example somewhere (nothing in the exporter reports it: ONNX Runtime then fails or differs at
 other sizes), so :func:`check_onnx` runs every export at other sizes against PyTorch.
 """
-from typing import List, Sequence, Tuple
+from typing import List, NamedTuple, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -26,11 +26,6 @@ EXPORT_SIZE = (513, 577)
 
 class OnnxMismatchError(RuntimeError):
     """An exported graph that fails, or differs from PyTorch, at some input size."""
-
-
-class TokenOrderMismatch(OnnxMismatchError):
-    """An SG-Former export that differs from PyTorch because near-equal significance values order
-    its tokens otherwise (:func:`token_order_report`): its arithmetic is not shown wrong."""
 
 
 class ShapeAdaptiveAvgPool2d(nn.AdaptiveAvgPool2d):
@@ -187,48 +182,67 @@ def quantize_int8(path: str, out: str) -> str:
     return out
 
 
+class OnnxCheck(NamedTuple):
+    """One input of :func:`check_onnx`: its ``shape``; ``error``, the largest |ONNX Runtime -
+    PyTorch| of the outputs; ``note``: for an SG-Former whose tokens ONNX Runtime orders
+    otherwise, how (``error`` is then PyTorch's with ONNX Runtime's token orders), else ''."""
+    shape: Tuple[int, ...]
+    error: float
+    note: str = ''
+
+
 def check_onnx(path: str, module: nn.Module, inputs: Sequence[torch.Tensor],
-               atol: float = 1e-4) -> List[Tuple[Tuple[int, ...], float]]:
+               atol: float = 1e-4) -> List[OnnxCheck]:
     """Run ``path`` in ONNX Runtime on each input and compare every output with ``module``'s;
-    returns (input shape, max |difference|) per input. Raises :class:`OnnxMismatchError` naming
-    the size when ONNX Runtime fails, gives other shapes, or differs by more than ``atol``."""
+    returns an :class:`OnnxCheck` per input. Raises :class:`OnnxMismatchError` naming the size
+    when ONNX Runtime fails, gives other shapes, or differs by more than ``atol``, except where
+    SG-Former's token orders explain the difference (:func:`replay_token_orders`)."""
     session, results = onnx_session(path), []
     for x in inputs:
         shape = tuple(x.shape)
         with torch.no_grad():
-            expected = [t.numpy() for t in output_tensors(module(x))]
+            expected = output_tensors(module(x))
         try:
             got = session.run(None, {INPUT_NAME: x.numpy()})
         except Exception as error:  # onnxruntime's own exception types are not public API
             raise OnnxMismatchError(
                 f'{path} fails in ONNX Runtime on an input of {shape}: a size of the export '
                 f'example is fixed in the graph. {type(error).__name__}: {error}') from error
-        if [g.shape for g in got] != [e.shape for e in expected]:
+        if [g.shape for g in got] != [tuple(e.shape) for e in expected]:
             raise OnnxMismatchError(
                 f'{path} on an input of {shape} gives outputs of shapes '
-                f'{[g.shape for g in got]}, PyTorch {[e.shape for e in expected]}.')
-        error = max(float(np.abs(g - e).max()) if g.size else 0. for g, e in zip(got, expected))
+                f'{[g.shape for g in got]}, PyTorch {[tuple(e.shape) for e in expected]}.')
+        error, note = max_difference(got, expected), ''
         if not error <= atol:  # (NaN fails too)
-            report, groups_differ = token_order_report(path, module, x)
-            raise (TokenOrderMismatch if groups_differ else OnnxMismatchError)(
-                f'{path} differs from PyTorch on an input of {shape}: max |difference| '
-                f'{error:.3g} > {atol:g}.{report}')
-        results.append((shape, error))
+            error, note = replay_token_orders(path, module, x, got, error, atol)
+        results.append(OnnxCheck(shape, error, note))
     return results
 
 
-def token_order_report(path: str, module: nn.Module, x: torch.Tensor) -> Tuple[str, bool]:
-    """Why an export with SG-Former's significance-guided blocks differs on ``x``: the first
-    block whose token order (each block's sort of the significance map before it) differs between
-    ONNX Runtime and PyTorch, with how many ranks and how many tokens in another merged group
-    (near-equal significance values that float rounding orders otherwise; later blocks then see
-    other inputs), or that every order agrees, so that the arithmetic differs; and whether the
-    token groups differ. ('', False) for a model without such blocks."""
-    import onnx
-    import onnxruntime as ort
+def max_difference(got: Sequence[np.ndarray], expected: Sequence[torch.Tensor]) -> float:
+    """The largest |difference| over pairs of ONNX Runtime and PyTorch outputs of equal shapes."""
+    return max(float(np.abs(g - e.numpy()).max()) if g.size else 0.
+               for g, e in zip(got, expected))
+
+
+def replay_token_orders(path: str, module: nn.Module, x: torch.Tensor, got, error: float,
+                        atol: float) -> Tuple[float, str]:
+    """Why an export whose outputs ``got`` differ from PyTorch on ``x`` by ``error`` > ``atol``.
+
+    SG-Former's significance-guided blocks sort their tokens by the significance map of the block
+    before; near-equal values, which float rounding orders otherwise in ONNX Runtime, group the
+    tokens otherwise. So PyTorch runs again with every block's token orders taken from ONNX
+    Runtime (the file's TopK outputs, paired with the blocks in the order they run). Within
+    ``atol`` of ``got`` then, the export computes the model's function with the tokens grouped as
+    ONNX Runtime orders them: returns (that difference, a note naming the first block whose
+    orders differ, how many ranks, how many tokens in another merged group, and ``error``).
+    Raises :class:`OnnxMismatchError` when the arithmetic differs: a model without such blocks,
+    orders that all agree, or a difference beyond ``atol`` with ONNX Runtime's orders too."""
+    failed = (f'{path} differs from PyTorch on an input of {tuple(x.shape)}: max |difference| '
+              f'{error:.3g} > {atol:g}.')
     guided = [(name, m) for name, m in module.named_modules() if hasattr(m, 'scan_orders')]
     if not guided:
-        return '', False
+        raise OnnxMismatchError(failed)
     ours, hooks = [], [m.register_forward_pre_hook(
         lambda m, args, name=name: ours.append((name, m, m.scan_orders(args[2]))))
         for name, m in guided]
@@ -238,27 +252,61 @@ def token_order_report(path: str, module: nn.Module, x: torch.Tensor) -> Tuple[s
     finally:
         for hook in hooks:
             hook.remove()
+    theirs = onnx_runtime_sorts(path, x)
+    if len(theirs) != 2 * len(ours):
+        raise OnnxMismatchError(
+            f'{failed} The graph has {len(theirs)} TopK sorts for {len(ours)} '
+            f'significance-guided blocks run: their token orders cannot be paired.')
+    theirs = [theirs[i:i + 2] for i in range(0, len(theirs), 2)]
+    differ = next((report for report in (
+        order_difference(name, block, orders, their_orders)
+        for (name, block, orders), their_orders in zip(ours, theirs)) if report), '')
+    if not differ:
+        raise OnnxMismatchError(f'{failed} The token orders of all {len(ours)} '
+                                f'significance-guided blocks agree: the arithmetic differs.')
+    given = iter(theirs)
+    for _, block in guided:  # (an instance attribute before the class's static method)
+        block.scan_orders = lambda significance: next(given)
+    try:
+        with torch.no_grad():
+            replayed = max_difference(got, output_tensors(module(x)))
+    finally:
+        for _, block in guided:
+            del block.scan_orders
+    if replayed <= atol:
+        return replayed, (f'PyTorch given ONNX Runtime\'s token orders: {differ}; with its '
+                          f'own orders it differs by {error:.3g}')
+    raise OnnxMismatchError(
+        f'{failed} Token groups differ: {differ}. With ONNX Runtime\'s token orders PyTorch '
+        f'still differs by {replayed:.3g}: the arithmetic differs too.')
+
+
+def onnx_runtime_sorts(path: str, x: torch.Tensor) -> List[torch.Tensor]:
+    """The sort orders (TopK's second outputs) of the graph in ``path`` on ``x``, in the
+    graph's order."""
+    import onnx
     graph = onnx.load(path)
     sorts = [node.output[1] for node in graph.graph.node if node.op_type == 'TopK']
-    if len(sorts) != 2 * len(ours):
-        return (f' The graph has {len(sorts)} TopK sorts for {len(ours)} significance-guided '
-                f'blocks run: their token orders cannot be paired.'), False
+    if not sorts:
+        return []
     graph.graph.output.extend(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.INT64,
                                                                  None) for name in sorts)
-    session = ort.InferenceSession(graph.SerializeToString(), providers=['CPUExecutionProvider'])
-    got = iter(torch.from_numpy(order) for order in session.run(sorts, {INPUT_NAME: x.numpy()}))
-    for name, block, orders in ours:
-        ranks = moved = 0
-        for order, theirs in zip(orders, (next(got), next(got))):
-            group = block.group_of_rank(order.shape[1]).expand_as(order)
-            ranks += int((order != theirs).sum())
-            moved += int((torch.empty_like(order).scatter_(1, order, group)
-                          != torch.empty_like(order).scatter_(1, theirs, group)).sum())
-        if ranks:
-            return (f' Token groups differ: {name} (the first significance-guided block that '
-                    f'differs; later ones see other inputs) ranks {ranks} of '
-                    f'{2 * orders[0].numel()} tokens (both scans) otherwise in ONNX Runtime, '
-                    f'{moved} into another merged group: near-equal significance values that '
-                    f'float rounding orders otherwise.'), True
-    return (f' The token orders of all {len(ours)} significance-guided blocks agree: the '
-            f'arithmetic differs.'), False
+    session = onnx_session(graph.SerializeToString())
+    return [torch.from_numpy(order) for order in session.run(sorts, {INPUT_NAME: x.numpy()})]
+
+
+def order_difference(name: str, block: nn.Module, orders, theirs) -> str:
+    """How two pairs of token orders (row- and column-major scans) of one significance-guided
+    block differ: '' when equal, else the ranks and the tokens in another merged group."""
+    ranks = moved = 0
+    for order, their in zip(orders, theirs):
+        group = block.group_of_rank(order.shape[1]).expand_as(order)
+        ranks += int((order != their).sum())
+        moved += int((torch.empty_like(order).scatter_(1, order, group)
+                      != torch.empty_like(order).scatter_(1, their, group)).sum())
+    if not ranks:
+        return ''
+    return (f'{name} (the first significance-guided block whose order differs; later ones see '
+            f'other inputs) ranks {ranks} of {2 * orders[0].numel()} tokens (both scans) '
+            f'otherwise, {moved} into another merged group: near-equal significance values that '
+            f'float rounding orders otherwise')
