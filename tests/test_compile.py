@@ -104,3 +104,23 @@ def test_compiled_graph_attends_through_sdpa_as_eager_does(cls, name):
     assert want and sum('scaled_dot_product_attention' in t for t in
                         compiled_targets(model, x)) == want
 
+
+
+def test_compiled_deformable_sampling_keeps_grid_sample_whole():
+    """Compiled on CPU, U-InternImage samples through one op (``layers.grid_sample_op``), not
+    inductor's decomposition of ``grid_sample`` (5.6x slower than eager at 512x512,
+    docs/deployment.md); its fake and its backward give eager's outputs and gradients."""
+    cls, name = next(c for c in CLASSES if c[0].__name__ == 'UnifiedInternImage')
+    model = build(cls, name).eval()
+    x = torch.randn(2, 3, 45, 61)
+    targets = compiled_targets(model, x)
+    assert any('groupmix_backbones.grid_sample' in t for t in targets), targets
+    assert not [t for t in targets if 'grid_sample' in t and 'groupmix' not in t], targets
+    results = []
+    for run in (model, torch.compile(model, backend='aot_eager', fullgraph=True, dynamic=True)):
+        model.zero_grad(set_to_none=True)
+        outs = run(x)
+        sum(out.square().mean() for out in outs).backward()
+        results.append([out.detach() for out in outs] + [p.grad for p in model.parameters()])
+    for got, want in zip(results[1], results[0]):  # (layer scales make gradients of 1e-12)
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5 * float(want.abs().max()))

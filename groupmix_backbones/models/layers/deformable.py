@@ -10,7 +10,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .attention import check_heads
-from .shape import image_to_tokens, tokens_to_image
+from .shape import compiling_only, image_to_tokens, tokens_to_image
 from .linear import Linear
 
 BACKENDS = ('auto', 'pytorch', 'mmcv')
@@ -77,13 +77,49 @@ def deformable_sample(value: torch.Tensor, locations: torch.Tensor, weights: tor
             locations[:, :, :, None].contiguous(), weights[:, :, :, None].contiguous(),
             B)  # im2col step: the whole batch at once
     else:  # heads folded into the batch axis: one grid_sample for all heads and points
-        samples = F.grid_sample(
+        samples = bilinear_sample(  # (B*heads, d, N, points)
             value.permute(0, 3, 4, 1, 2).reshape(B * heads, d, H, W),
-            (2 * locations - 1).transpose(1, 2).reshape(B * heads, N, points, 2),
-            mode='bilinear', padding_mode='zeros', align_corners=False)  # (B*heads, d, N, points)
+            (2 * locations - 1).transpose(1, 2).reshape(B * heads, N, points, 2))
         out = (samples * weights.transpose(1, 2).reshape(B * heads, 1, N, points)).sum(-1)
         out = out.reshape(B, heads * d, N).transpose(1, 2)
     return out.to(out_dtype)
+
+
+def bilinear_sample(value: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """``F.grid_sample`` of ``value`` (B, C, H, W) at ``grid`` (B, N, P, 2) in [-1, 1], bilinear,
+    zeros outside, ``align_corners=False``. Compiled on CPU, as one opaque op
+    (:func:`grid_sample_op`)."""
+    if compiling_only() and not value.is_cuda:
+        return grid_sample_op(value, grid)
+    return F.grid_sample(value, grid, mode='bilinear', padding_mode='zeros', align_corners=False)
+
+
+@torch.library.custom_op('groupmix_backbones::grid_sample', mutates_args=())
+def grid_sample_op(value: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """:func:`bilinear_sample` as an op that torch.compile calls instead of decomposing: on CPU,
+    inductor's decomposition of ``grid_sample`` into gathers made U-InternImage-micro's backbone
+    5.6x slower than eager (1x3x512x512; with the op kept whole, compiled is 1.2x eager:
+    docs/deployment.md). Not used on CUDA (not measured there)."""
+    return F.grid_sample(value, grid, mode='bilinear', padding_mode='zeros', align_corners=False)
+
+
+@grid_sample_op.register_fake
+def _(value, grid):
+    return value.new_empty(value.shape[0], value.shape[1], grid.shape[1], grid.shape[2])
+
+
+def _save_inputs(ctx, inputs, output):
+    ctx.save_for_backward(*inputs)
+
+
+def _grid_sample_backward(ctx, grad):
+    value, grid = ctx.saved_tensors
+    # aten's own backward of the op (interpolation 0: bilinear, padding 0: zeros)
+    return torch.ops.aten.grid_sampler_2d_backward(grad, value, grid, 0, 0, False,
+                                                   list(ctx.needs_input_grad))
+
+
+grid_sample_op.register_autograd(_grid_sample_backward, setup_context=_save_inputs)
 
 
 def kernel_grid(points: int, dilation_rates=(1, ), num_heads: int = 1) -> torch.Tensor:
