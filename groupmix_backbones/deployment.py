@@ -190,6 +190,10 @@ class OnnxCheck(NamedTuple):
     error: float
     note: str = ''
 
+    def __str__(self):
+        return (f'ONNX Runtime vs PyTorch on {"x".join(map(str, self.shape))}: max |difference| '
+                f'{self.error:.2g}' + (f' ({self.note})' if self.note else ''))
+
 
 def check_onnx(path: str, module: nn.Module, inputs: Sequence[torch.Tensor],
                atol: float = 1e-4) -> List[OnnxCheck]:

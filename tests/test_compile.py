@@ -105,7 +105,6 @@ def test_compiled_graph_attends_through_sdpa_as_eager_does(cls, name):
                         compiled_targets(model, x)) == want
 
 
-
 def test_compiled_deformable_sampling_keeps_grid_sample_whole():
     """Compiled on CPU, U-InternImage samples through one op (``layers.grid_sample_op``), not
     inductor's decomposition of ``grid_sample`` (5.6x slower than eager at 512x512,

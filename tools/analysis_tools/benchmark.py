@@ -115,8 +115,7 @@ def onnx_runtime_models(ours, inputs, folder, args):
         export_onnx(ours, example, path)
         for check in check_onnx(path, ours, [inputs.cpu()], atol=1e-3):
             if check.note:
-                print(f'ONNX Runtime vs PyTorch: max |difference| {check.error:.2g} '
-                      f'({check.note})')
+                print(check)
     except Exception as error:  # what did not export is a cell of the table
         return [f'fails to export ({type(error).__name__})'] * (1 + args.int8)
     options = dict(threads=torch.get_num_threads(), optimization=args.ort_optimization,

@@ -118,9 +118,8 @@ def main(argv=None):
                          opset=args.opset)
     except (OnnxMismatchError, ValueError) as error:
         sys.exit(f'error: {error}')
-    for shape, error, note in checks:
-        print(f'ONNX Runtime vs PyTorch on {"x".join(map(str, shape))}: max |difference| '
-              f'{error:.2g}' + (f' ({note})' if note else ''))
+    for check in checks:
+        print(check)
     print(f'Wrote {args.out} (dynamic batch, height and width; opset {args.opset}).')
     if args.quantize:
         report_int8(args)
