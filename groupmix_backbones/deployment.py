@@ -8,7 +8,10 @@ sizes (``models.layers.exporting``). A graph can still declare dynamic inputs an
 the example somewhere (nothing in the exporter reports it: ONNX Runtime then fails or differs at
 other sizes), so :func:`check_onnx` runs every export at other sizes against PyTorch.
 """
-from typing import List, NamedTuple, Sequence, Tuple
+import os.path as osp
+import shutil
+import tempfile
+from typing import Iterable, List, NamedTuple, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -171,15 +174,64 @@ class OnnxRuntimeModel(nn.Module):
         return tuple(torch.from_numpy(out) for out in outputs)
 
 
-def quantize_int8(path: str, out: str) -> str:
-    """ONNX Runtime's dynamic int8 quantization of ``path`` into ``out``: the weights of every
-    MatMul and Gemm (the linear layers, attention's projections) stored as int8 per output
-    channel, activations quantized at run time per tensor (no calibration set); convolutions,
-    norms and attention's own products stay float32. Returns ``out``."""
+def quantize_int8(path: str, out: str, calibration: Iterable[np.ndarray] = None) -> str:
+    """ONNX Runtime's int8 quantization of ``path`` into ``out``; returns ``out``.
+
+    The MatMuls and Gemms of a weight (linear layers, projections) get int8 weights per output
+    channel, their activations quantized at run time per tensor (dynamic: no calibration set).
+    With ``calibration`` (image batches as the graph takes them, float32 arrays), the
+    convolutions of one group (PVTv2-style MLPs on the map, patch embeddings) are quantized
+    first, statically: int8 weights per output channel and uint8 activations at the ranges seen
+    on those batches (QuantizeLinear / DequantizeLinear pairs that ONNX Runtime runs as
+    QLinearConv). Depthwise convolutions, norms and attention's own products stay float32."""
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
-    quantize_dynamic(path, out, op_types_to_quantize=['MatMul', 'Gemm'], per_channel=True,
-                     weight_type=QuantType.QInt8, extra_options=dict(MatMulConstBOnly=True))
+    graph = onnx.load(path).graph
+    weights = {init.name for init in graph.initializer}
+    linear = [node.name for node in graph.node
+              if node.op_type in ('MatMul', 'Gemm') and node.input[1] in weights]
+    with tempfile.TemporaryDirectory() as folder:
+        if calibration is not None:
+            path = _calibrated_convolutions(path, calibration, folder)
+        if not linear:  # (an empty list would mean every node to ONNX Runtime)
+            shutil.copyfile(path, out)
+            return out
+        # (of a weight in the export: after the calibration's constant folding, products of
+        # learned grids with interpolation matrices would qualify too)
+        quantize_dynamic(path, out, op_types_to_quantize=['MatMul', 'Gemm'],
+                         nodes_to_quantize=linear, per_channel=True,
+                         weight_type=QuantType.QInt8, extra_options=dict(MatMulConstBOnly=True))
     return out
+
+
+def _calibrated_convolutions(path: str, calibration: Iterable[np.ndarray], folder: str) -> str:
+    """``path`` with its one-group convolutions quantized statically (QDQ) on ``calibration``,
+    written in ``folder``; ``path`` itself where it has none."""
+    import onnx
+    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
+                                          quantize_static)
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+    folded = osp.join(folder, 'folded.onnx')  # weights computed in the graph become initializers
+    quant_pre_process(path, folded, skip_symbolic_shape=True)
+    graph = onnx.load(folded).graph
+    weights = {init.name for init in graph.initializer}
+    convs = [node.name for node in graph.node if node.op_type == 'Conv'
+             and node.input[1] in weights
+             and all(attr.name != 'group' or attr.i == 1 for attr in node.attribute)]
+    if not convs:  # (an empty list would mean every node to ONNX Runtime)
+        return path
+    batches = iter(calibration)
+
+    class Batches(CalibrationDataReader):
+        def get_next(self):
+            batch = next(batches, None)
+            return None if batch is None else {INPUT_NAME: np.asarray(batch, np.float32)}
+
+    static = osp.join(folder, 'static.onnx')
+    quantize_static(folded, static, Batches(), quant_format=QuantFormat.QDQ,
+                    op_types_to_quantize=['Conv'], nodes_to_quantize=convs, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    return static
 
 
 class OnnxCheck(NamedTuple):

@@ -73,18 +73,21 @@ def test_official_columns_need_classifiers(tmp_path, in_repo):
 
 
 def test_onnxruntime_column(tmp_path, in_repo):
-    """ONNX Runtime timed beside ours; a detector (RoI heads) says it fails to export."""
+    """ONNX Runtime (float32 and both int8 files) timed beside ours; a detector (RoI heads) says
+    it fails to export, in each column."""
     out = tmp_path / 'onnx.md'
     load_tool('tools/analysis_tools/benchmark.py').main(
         ['mmpretrain_cfgs/groupmixformer/groupmixformer-micro_demo.py',
          'mmdet_cfgs/groupmixformer/mask-rcnn_groupmixformer-micro_fpn_demo.py', '--onnxruntime',
-         '--mode', 'infer', '--no-flops', '--shape', '64', '64', '--markdown', str(out), *FAST])
+         '--int8', '--int8-calibrated', '--mode', 'infer', '--no-flops', '--shape', '64', '64',
+         '--markdown', str(out), *FAST])
     classifier, detector = table(out)
-    assert float(classifier['ONNX Runtime infer img/s']) > 0
+    for kind in ('ONNX Runtime', 'ONNX Runtime int8', 'ONNX Runtime int8 calibrated'):
+        assert float(classifier[f'{kind} infer img/s']) > 0
+        assert detector[f'{kind} infer img/s'].startswith('fails to export')
     ratio = float(classifier['Infer img/s']) / float(classifier['ONNX Runtime infer img/s'])
     assert float(classifier['ONNX Runtime speed-up over ours'][:-1]) == pytest.approx(
         1 / ratio, rel=0.05)
-    assert detector['ONNX Runtime infer img/s'].startswith('fails to export')
     with pytest.raises(SystemExit):  # ONNX Runtime's CPU provider only
         load_tool('tools/analysis_tools/benchmark.py').main(
             [CONFIG, '--onnxruntime', '--device', 'cuda', *FAST])

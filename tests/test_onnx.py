@@ -179,3 +179,79 @@ def test_tool_loads_through_the_safe_loader(tmp_path):
     tool = load_tool('tools/deployment/pytorch2onnx.py')
     with pytest.raises(UnsafeCheckpointError):
         tool.main([config, str(checkpoint), '--out', str(tmp_path / 'x.onnx')])
+
+
+def quantized_convolutions(path):
+    """{group of each Conv of ``path``: how many of them read DequantizeLinear weights, of how
+    many} (QDQ: statically quantized)."""
+    import onnx
+    graph = onnx.load(path).graph
+    producers = {out: node.op_type for node in graph.node for out in node.output}
+    counts = {}
+    for node in graph.node:
+        if node.op_type == 'Conv':
+            group = next((attr.i for attr in node.attribute if attr.name == 'group'), 1)
+            quantized, seen = counts.get(group > 1, (0, 0))
+            counts[group > 1] = (quantized + (producers.get(node.input[1]) == 'DequantizeLinear'),
+                                 seen + 1)
+    return counts
+
+
+def op_count(path, op_type, of_weights=False):
+    """How many ``op_type`` nodes ``path`` has (``of_weights``: whose second input is a
+    weight)."""
+    import onnx
+    graph = onnx.load(path).graph
+    weights = {init.name for init in graph.initializer}
+    return sum(node.op_type == op_type and (not of_weights or node.input[1] in weights)
+               for node in graph.node)
+
+
+def test_int8_quantization(tmp_path):
+    """Dynamic int8 quantizes every MatMul of a weight (the linear layers); with a calibration set
+    the one-group convolutions too (QDQ), never the depthwise ones; both files run at another size
+    near float32."""
+    from groupmix_backbones.deployment import onnx_session, quantize_int8
+    pvtv2 = next(cls for cls in CLASSES if cls.__name__ == 'FLattenPVTv2')
+    path = export_onnx(small_backbone(pvtv2), inputs([(2, 129, 145)])[0],
+                       str(tmp_path / 'float.onnx'))
+    linear_layers = op_count(path, 'MatMul', of_weights=True)
+    dynamic = quantize_int8(path, str(tmp_path / 'dynamic.onnx'))
+    calibration = [x.numpy() for x in inputs([(2, 96, 112), (1, 129, 145)])]
+    calibrated = quantize_int8(path, str(tmp_path / 'calibrated.onnx'), calibration)
+    for file in (dynamic, calibrated):
+        assert op_count(file, 'MatMulInteger') == linear_layers > 0
+    assert quantized_convolutions(dynamic) == {False: (0, 12), True: (0, 8)}
+    # 4 patch embeddings, fc1 and fc2 of the 4 MLPs; the MLPs' and attention's depthwise ones not
+    assert quantized_convolutions(calibrated) == {False: (12, 12), True: (0, 8)}
+    x = inputs([(1, 64, 80)])[0].numpy()
+    expected = onnx_session(path).run(None, {'input': x})
+    for file in (dynamic, calibrated):
+        for got, want in zip(onnx_session(file).run(None, {'input': x}), expected):
+            assert got.shape == want.shape
+            assert abs(got - want).max() < 0.1 * abs(want).max()
+
+
+def test_export_tool_quantizes_calibrated_on_training_images(tmp_path, demo_root, capsys):
+    """``--quantize int8 --calibration-images N``: convolutions calibrated on the config's training
+    images; top-1 agreement with float32 on its test images; the counts need --quantize."""
+    cfg = Config.fromfile(osp.join(REPO, 'mmpretrain_cfgs/flatten/flatten-pvtv2-b0_demo.py'))
+    cfg.merge_from_dict({f'{split}_dataloader.dataset.data_root': osp.join(demo_root, 'imagenet')
+                         for split in ('train', 'val', 'test')})
+    config = str(tmp_path / 'demo.py')
+    cfg.dump(config)
+    model, _ = build_model(cfg)
+    checkpoint = str(tmp_path / 'model.pth')
+    torch.save({'state_dict': model.state_dict()}, checkpoint)
+    out = str(tmp_path / 'model.onnx')
+    tool = load_tool('tools/deployment/pytorch2onnx.py')
+    tool.main([config, checkpoint, '--out', out, '--shape', '97', '113', '--check-shape', '64',
+               '64', '--quantize', 'int8', '--calibration-images', '3', '--agreement-images', '2'])
+    printed = capsys.readouterr().out
+    assert re.search(r'top-1 agreement [0-2]/2 ', printed)
+    assert 'calibrated on 3 training images' in printed
+    assert quantized_convolutions(str(tmp_path / 'model.int8.onnx'))[False][0] > 0
+    for wrong in (['--calibration-images', '3'], ['--quantize', 'int8', '--agreement-images', '0']):
+        with pytest.raises(SystemExit):
+            tool.main([config, checkpoint, '--out', str(tmp_path / 'x.onnx'), *wrong])
+        assert 'takes a number of images' in capsys.readouterr().err

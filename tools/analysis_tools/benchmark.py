@@ -4,7 +4,7 @@ configs, as one table; with official clones, against the official implementation
     python tools/analysis_tools/benchmark.py CONFIG [CONFIG ...] [--shape H W ...] [--batch-size N]
         [--mode infer|train|both] [--backbone-only] [--repeat R] [--warmup W] [--rounds K]
         [--device cpu|cuda] [--fuse] [--compile [BACKEND]]
-        [--onnxruntime [--int8] [--ort-optimization L] [--ort-no-arena]]
+        [--onnxruntime [--int8] [--int8-calibrated] [--ort-optimization L] [--ort-no-arena]]
         [--official-repo PATH ...] [--markdown FILE]
 
 Each model is built as in ``get_flops.py`` (SyncBN -> BN, random weights) and called on random
@@ -39,8 +39,10 @@ fails to export says so in its cell (an mmdet detector exports with ``--backbone
 SG-Former whose tokens ONNX Runtime orders otherwise passes the check with PyTorch given its
 token orders (``deployment.replay_token_orders``), and how is printed.
 ``--int8`` adds ONNX Runtime on the export's dynamic int8 quantization (``pytorch2onnx.py
---quantize int8``); ``--ort-optimization`` and ``--ort-no-arena`` set the session's graph
-optimisation level and memory arena (``groupmix_backbones.deployment.onnx_session``).
+--quantize int8``), ``--int8-calibrated`` on the one with statically quantized convolutions too
+(``--calibration-images``; calibrated here on two random batches of the input's shape: the
+ranges change the numbers, not the speed); ``--ort-optimization`` and ``--ort-no-arena`` set the
+session's graph optimisation level and memory arena (``deployment.onnx_session``).
 """
 import argparse
 import datetime
@@ -107,8 +109,8 @@ def build_rows(config, args):
 def onnx_runtime_models(ours, inputs, folder, args):
     """``ours`` exported to ONNX at the input's size (a batch of at least 2) and checked against
     PyTorch on ``inputs``, as ONNX Runtime sessions with torch's thread count and the ``--ort-*``
-    options: float32, and with ``--int8`` its dynamic int8 quantization; or the text of why
-    not."""
+    options: float32, and with ``--int8`` / ``--int8-calibrated`` its int8 quantizations; or the
+    text of why not."""
     path = osp.join(folder, 'model.onnx')
     example = torch.randn(max(2, len(inputs)), *inputs.shape[1:])
     try:
@@ -117,10 +119,13 @@ def onnx_runtime_models(ours, inputs, folder, args):
             if check.note:
                 print(check)
     except Exception as error:  # what did not export is a cell of the table
-        return [f'fails to export ({type(error).__name__})'] * (1 + args.int8)
+        return [f'fails to export ({type(error).__name__})'] * len(onnx_kinds(args))
     options = dict(threads=torch.get_num_threads(), optimization=args.ort_optimization,
                    arena=args.ort_arena)
     paths = [path] + ([quantize_int8(path, osp.join(folder, 'int8.onnx'))] if args.int8 else [])
+    if args.int8_calibrated:
+        calibration = [torch.randn_like(inputs).cpu().numpy() for _ in range(2)]
+        paths.append(quantize_int8(path, osp.join(folder, 'calibrated.onnx'), calibration))
     return [OnnxRuntimeModel(file, **options) for file in paths]
 
 
@@ -190,9 +195,15 @@ def header(modes, with_official, args):
         if args.compile:
             cells += [f'Compiled {mode} {unit}', f'Compiled {mode} speed-up over ours']
         if args.onnxruntime and mode == 'infer':
-            for kind in ['ONNX Runtime'] + (['ONNX Runtime int8'] if args.int8 else []):
+            for kind in onnx_kinds(args):
                 cells += [f'{kind} {mode} {unit}', f'{kind} speed-up over ours']
     return cells
+
+
+def onnx_kinds(args):
+    """The ONNX Runtime columns' names, in the order of :func:`onnx_runtime_models`."""
+    return (['ONNX Runtime'] + (['ONNX Runtime int8'] if args.int8 else [])
+            + (['ONNX Runtime int8 calibrated'] if args.int8_calibrated else []))
 
 
 def markdown(rows):
@@ -239,6 +250,9 @@ def main(argv=None):
                         help='also time ours exported to ONNX in ONNX Runtime (infer, CPU)')
     parser.add_argument('--int8', action='store_true',
                         help='with --onnxruntime: also time its dynamic int8 quantization')
+    parser.add_argument('--int8-calibrated', action='store_true',
+                        help='with --onnxruntime: also time its int8 quantization with static '
+                             'one-group convolutions')
     parser.add_argument('--ort-optimization', choices=ORT_OPTIMIZATION, default='all',
                         help="ONNX Runtime's graph optimisation level (default %(default)s)")
     parser.add_argument('--ort-no-arena', dest='ort_arena', action='store_false',
@@ -259,8 +273,9 @@ def main(argv=None):
     if args.onnxruntime and (args.device != 'cpu' or 'infer' not in modes):
         parser.error('--onnxruntime times ONNX Runtime\'s CPU inference: use it with --device cpu '
                      'and --mode infer or both.')
-    if args.int8 and not args.onnxruntime:
-        parser.error('--int8 quantizes the ONNX Runtime export: add --onnxruntime.')
+    if (args.int8 or args.int8_calibrated) and not args.onnxruntime:
+        parser.error('--int8 and --int8-calibrated quantize the ONNX Runtime export: add '
+                     '--onnxruntime.')
     rows, with_official = [], bool(args.official_repo)
     for label, shape, ours, official, params, flops in (
             row for config in args.configs for row in build_rows(config, args)):

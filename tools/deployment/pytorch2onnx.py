@@ -2,7 +2,8 @@
 the file in ONNX Runtime against PyTorch at the export size and at a second size.
 
     python tools/deployment/pytorch2onnx.py CONFIG CHECKPOINT --out FILE.onnx [--backbone-only]
-        [--shape H W] [--check-shape H W ...] [--atol 1e-4] [--opset 18] [--quantize int8]
+        [--shape H W] [--check-shape H W ...] [--atol 1e-4] [--opset 18]
+        [--quantize int8 [--calibration-images N] [--agreement-images N]]
 
 mmpretrain configs export class logits, mmseg configs the segmentor's logits at the input size
 (``encode_decode``), ``--backbone-only`` the backbone's maps through the config's neck (mmdet:
@@ -24,9 +25,13 @@ and the difference with PyTorch's own orders; else the error says that the arith
 checked file (``groupmix_backbones.deployment.quantize_int8``), and compares it with float32: a
 classifier by the top-1 agreement on the config's test set (the demo validation images for the
 demo configs; ``--agreement-images N`` of them, all by default), other models by the largest
-difference on the check inputs.
+difference on the check inputs. ``--calibration-images N`` quantizes the one-group convolutions
+too (PVTv2-style MLPs, patch embeddings), statically, with activation ranges calibrated on the
+first N images of the config's training set through its test pipeline (faster where they weigh:
+docs/deployment.md).
 """
 import argparse
+import copy
 import os
 import sys
 
@@ -62,25 +67,41 @@ def convert(config: str, checkpoint: str, out: str, *, backbone_only: bool = Fal
         raise
 
 
-def int8_agreement(config: str, float_path: str, int8_path: str, limit=None):
-    """Top-1 agreement of the int8 and float32 files on the config's test set: (agreeing,
-    images). The images go through the config's test pipeline and the model's data
-    preprocessor (normalisation), as the exported graph expects them."""
+def preprocessed_batches(config: str, split: str = 'test'):
+    """The config's ``split`` ('test' or 'train') images through its test pipeline and the
+    model's data preprocessor (normalisation), as the exported graph takes them: (B, 3, H, W)
+    float32 arrays."""
     from mmengine.registry import DefaultScope
     from mmengine.runner import Runner
     cfg = Config.fromfile(config)
     model, scope = build_model(cfg)
+    loader = copy.deepcopy(cfg[f'{split}_dataloader'])
+    loader.dataset.pipeline = cfg.test_dataloader.dataset.pipeline
+    loader.sampler = dict(type='DefaultSampler', shuffle=False)
+    with DefaultScope.overwrite_default_scope(scope):
+        for batch in Runner.build_dataloader(loader):
+            yield model.data_preprocessor(batch, False)['inputs'].numpy()
+
+
+def first_images(batches, limit=None):
+    """``batches`` until ``limit`` images (all without one), the last one cut to fit."""
+    seen = 0
+    for batch in batches:
+        yield batch if limit is None else batch[:limit - seen]
+        seen += len(batch)
+        if limit is not None and seen >= limit:
+            return
+
+
+def int8_agreement(config: str, float_path: str, int8_path: str, limit=None):
+    """Top-1 agreement of the int8 and float32 files on the config's test set (its first
+    ``limit`` images): (agreeing, images)."""
     sessions = [onnx_session(path) for path in (float_path, int8_path)]
     agree = seen = 0
-    with DefaultScope.overwrite_default_scope(scope):
-        loader = Runner.build_dataloader(cfg.test_dataloader)
-        for batch in loader:
-            inputs = model.data_preprocessor(batch, False)['inputs'].numpy()
-            labels = [session.run(None, {INPUT_NAME: inputs})[0].argmax(1) for session in sessions]
-            agree += int((labels[0] == labels[1]).sum())
-            seen += len(inputs)
-            if limit and seen >= limit:
-                break
+    for inputs in first_images(preprocessed_batches(config), limit):
+        labels = [session.run(None, {INPUT_NAME: inputs})[0].argmax(1) for session in sessions]
+        agree += int((labels[0] == labels[1]).sum())
+        seen += len(inputs)
     return agree, seen
 
 
@@ -103,10 +124,17 @@ def main(argv=None):
                         help='also write FILE.int8.onnx (dynamic int8) and compare it with float32')
     parser.add_argument('--agreement-images', type=int, metavar='N',
                         help='--quantize: compare top-1 on the first N test images (default all)')
+    parser.add_argument('--calibration-images', type=int, metavar='N',
+                        help='--quantize: also quantize the one-group convolutions, calibrated '
+                             'on the first N training images')
     args = parser.parse_args(argv)
     if args.opset < 17:
         parser.error(f'--opset {args.opset}: the graphs need opset 17 or later '
                      f'(LayerNormalization).')
+    for name in ('agreement_images', 'calibration_images'):
+        if getattr(args, name) is not None and (not args.quantize or getattr(args, name) < 1):
+            parser.error(f'--{name.replace("_", "-")} takes a number of images (1 or more), with '
+                         f'--quantize int8.')
     check_shapes = [tuple(size) for size in args.check_shape or CHECK_SHAPES]
     if min(args.shape) < 64 or min(min(size) for size in check_shapes) < 32:
         parser.error('--shape needs sides of at least 64 (sizes of 1 in any stage would be '
@@ -127,7 +155,11 @@ def main(argv=None):
 
 def report_int8(args):
     """--quantize int8: write FILE.int8.onnx and compare it with the float32 file."""
-    int8 = quantize_int8(args.out, f'{os.path.splitext(args.out)[0]}.int8.onnx')
+    calibration = None
+    if args.calibration_images:
+        calibration = first_images(preprocessed_batches(args.config, 'train'),
+                                   args.calibration_images)
+    int8 = quantize_int8(args.out, f'{os.path.splitext(args.out)[0]}.int8.onnx', calibration)
     scope = Config.fromfile(args.config).get('default_scope')
     if scope == 'mmpretrain' and not args.backbone_only:
         agree, seen = int8_agreement(args.config, args.out, int8, args.agreement_images)
@@ -139,7 +171,9 @@ def report_int8(args):
         ref, got = (onnx_session(path).run(None, {INPUT_NAME: x}) for path in (args.out, int8))
         error = max(float(abs(a - b).max()) for a, b in zip(ref, got))
         print(f'int8 vs float32 on 1x3x224x224: max |difference| {error:.3g}')
-    print(f'Wrote {int8} (dynamic int8: MatMul/Gemm weights int8, activations at run time).')
+    convs = (f'; one-group convolutions static, calibrated on {args.calibration_images} training '
+             f'images' if args.calibration_images else '')
+    print(f'Wrote {int8} (int8: MatMul/Gemm weights int8, activations at run time{convs}).')
 
 
 if __name__ == '__main__':
