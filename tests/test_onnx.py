@@ -255,3 +255,9 @@ def test_export_tool_quantizes_calibrated_on_training_images(tmp_path, demo_root
         with pytest.raises(SystemExit):
             tool.main([config, checkpoint, '--out', str(tmp_path / 'x.onnx'), *wrong])
         assert 'takes a number of images' in capsys.readouterr().err
+    # a training set wrapped in another dataset: its images have no pipeline to replace
+    cfg.train_dataloader.dataset = dict(type='RepeatDataset', times=2,
+                                        dataset=cfg.train_dataloader.dataset)
+    cfg.dump(config)
+    with pytest.raises(ValueError, match='RepeatDataset without a pipeline of its own'):
+        next(tool.preprocessed_batches(config, 'train'))

@@ -76,6 +76,9 @@ def preprocessed_batches(config: str, split: str = 'test'):
     cfg = Config.fromfile(config)
     model, scope = build_model(cfg)
     loader = copy.deepcopy(cfg[f'{split}_dataloader'])
+    if 'pipeline' not in loader.dataset:
+        raise ValueError(f'The {split} set of {config} is a {loader.dataset.type} without a '
+                         f'pipeline of its own; its images cannot go through the test pipeline.')
     loader.dataset.pipeline = cfg.test_dataloader.dataset.pipeline
     loader.sampler = dict(type='DefaultSampler', shuffle=False)
     with DefaultScope.overwrite_default_scope(scope):
@@ -150,16 +153,25 @@ def main(argv=None):
         print(check)
     print(f'Wrote {args.out} (dynamic batch, height and width; opset {args.opset}).')
     if args.quantize:
-        report_int8(args)
+        try:
+            report_int8(args)
+        except ValueError as error:
+            sys.exit(f'error: {error}')
 
 
 def report_int8(args):
     """--quantize int8: write FILE.int8.onnx and compare it with the float32 file."""
-    calibration = None
-    if args.calibration_images:
-        calibration = first_images(preprocessed_batches(args.config, 'train'),
-                                   args.calibration_images)
-    int8 = quantize_int8(args.out, f'{os.path.splitext(args.out)[0]}.int8.onnx', calibration)
+    calibrated = 0  # images
+
+    def calibration():
+        nonlocal calibrated
+        for batch in first_images(preprocessed_batches(args.config, 'train'),
+                                  args.calibration_images):
+            calibrated += len(batch)
+            yield batch
+
+    int8 = quantize_int8(args.out, f'{os.path.splitext(args.out)[0]}.int8.onnx',
+                         calibration() if args.calibration_images else None)
     scope = Config.fromfile(args.config).get('default_scope')
     if scope == 'mmpretrain' and not args.backbone_only:
         agree, seen = int8_agreement(args.config, args.out, int8, args.agreement_images)
@@ -171,8 +183,8 @@ def report_int8(args):
         ref, got = (onnx_session(path).run(None, {INPUT_NAME: x}) for path in (args.out, int8))
         error = max(float(abs(a - b).max()) for a, b in zip(ref, got))
         print(f'int8 vs float32 on 1x3x224x224: max |difference| {error:.3g}')
-    convs = (f'; one-group convolutions static, calibrated on {args.calibration_images} training '
-             f'images' if args.calibration_images else '')
+    convs = (f'; one-group convolutions static, calibrated on {calibrated} training images'
+             if calibrated else '')
     print(f'Wrote {int8} (int8: MatMul/Gemm weights int8, activations at run time{convs}).')
 
 
