@@ -186,10 +186,7 @@ def quantize_int8(path: str, out: str, calibration: Iterable[np.ndarray] = None)
     QLinearConv). Depthwise convolutions, norms and attention's own products stay float32."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
-    graph = onnx.load(path).graph
-    weights = {init.name for init in graph.initializer}
-    linear = [node.name for node in graph.node
-              if node.op_type in ('MatMul', 'Gemm') and node.input[1] in weights]
+    linear = [node.name for node in _nodes_of_weights(onnx.load(path).graph, ('MatMul', 'Gemm'))]
     with tempfile.TemporaryDirectory() as folder:
         if calibration is not None:
             path = _calibrated_convolutions(path, calibration, folder)
@@ -213,11 +210,8 @@ def _calibrated_convolutions(path: str, calibration: Iterable[np.ndarray], folde
     from onnxruntime.quantization.shape_inference import quant_pre_process
     folded = osp.join(folder, 'folded.onnx')  # weights computed in the graph become initializers
     quant_pre_process(path, folded, skip_symbolic_shape=True)
-    graph = onnx.load(folded).graph
-    weights = {init.name for init in graph.initializer}
-    convs = [node.name for node in graph.node if node.op_type == 'Conv'
-             and node.input[1] in weights
-             and all(attr.name != 'group' or attr.i == 1 for attr in node.attribute)]
+    convs = [node.name for node in _nodes_of_weights(onnx.load(folded).graph, ('Conv', ))
+             if all(attr.name != 'group' or attr.i == 1 for attr in node.attribute)]
     if not convs:  # (an empty list would mean every node to ONNX Runtime)
         return path
     batches = iter(calibration)
@@ -232,6 +226,13 @@ def _calibrated_convolutions(path: str, calibration: Iterable[np.ndarray], folde
                     op_types_to_quantize=['Conv'], nodes_to_quantize=convs, per_channel=True,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
     return static
+
+
+def _nodes_of_weights(graph, op_types):
+    """The nodes of ``graph`` of one of ``op_types`` whose second input is a weight (an
+    initializer)."""
+    weights = {init.name for init in graph.initializer}
+    return [node for node in graph.node if node.op_type in op_types and node.input[1] in weights]
 
 
 class OnnxCheck(NamedTuple):
