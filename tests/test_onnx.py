@@ -114,6 +114,23 @@ def test_sgformer_check_replays_onnx_runtime_token_orders(tmp_path):
         check_onnx(path, model, x, atol=ATOL)
 
 
+@pytest.mark.parametrize('approximate', ['none', 'tanh'])
+def test_gelu_exports_as_one_onnx_runtime_kernel(approximate, tmp_path):
+    """Exact GELU becomes one Gelu in ONNX Runtime's optimised graph (torch's own translation
+    stays five elementwise ops); both GELUs compute PyTorch's."""
+    import onnx
+    import onnxruntime as ort
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.GELU(approximate)).eval()
+    path = export_onnx(model, torch.randn(2, 3, 64, 64), str(tmp_path / 'gelu.onnx'))
+    check_onnx(path, model, [3 * x for x in inputs(CHECK_SIZES)], atol=1e-5)
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / 'optimised.onnx')
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+    ops = {node.op_type for node in onnx.load(options.optimized_model_filepath).graph.node}
+    assert ('Gelu' in ops and 'Erf' not in ops) == (approximate == 'none'), ops
+
+
 def test_a_size_fixed_in_the_graph_is_reported(tmp_path):
     """A graph that holds the example's size (here: exported without dynamic sizes) fails the
     check loudly, naming the input size."""
