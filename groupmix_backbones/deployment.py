@@ -160,8 +160,10 @@ def onnx_session(path, threads: int = 0, *, optimization: str = 'all', arena: bo
     that matter on CPU: ``threads`` intra-op threads (0: ONNX Runtime's default, one per physical
     core) and one inter-op thread (sequential execution); the graph ``optimization`` level (one of
     :data:`ORT_OPTIMIZATION`); the CPU memory ``arena`` (reuses buffers across runs; off: less
-    memory held between calls); ``spinning`` intra-op threads (waiting threads spin: lower
-    latency, but they take cores from other processes)."""
+    memory held between calls); ``spinning`` intra-op threads (waiting threads spin during a
+    run: lower latency), which stop spinning when the run returns, so that the work between runs
+    (pre- and post-processing, PyTorch) has the cores: left spinning, they made a FLatten-PVTv2-b0
+    eager step that followed a run 1.3x slower on 2 cores (docs/deployment.md)."""
     import onnxruntime as ort
     if optimization not in ORT_OPTIMIZATION:
         raise ValueError(f'ONNX Runtime optimisation {optimization!r}: choose one of '
@@ -173,6 +175,7 @@ def onnx_session(path, threads: int = 0, *, optimization: str = 'all', arena: bo
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.enable_cpu_mem_arena = arena
     options.add_session_config_entry('session.intra_op.allow_spinning', '1' if spinning else '0')
+    options.add_session_config_entry('session.force_spinning_stop', '1')
     if threads:
         options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
     return ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])

@@ -281,3 +281,19 @@ def test_export_tool_quantizes_calibrated_on_training_images(tmp_path, demo_root
     cfg.dump(config)
     with pytest.raises(ValueError, match='RepeatDataset without a pipeline of its own'):
         next(tool.preprocessed_batches(config, 'train'))
+
+
+def test_session_options(tmp_path):
+    """The session's CPU options: threads spin during a run only (left spinning after it, they
+    slowed the PyTorch step that followed 1.3x on 2 cores); an unknown level says which exist."""
+    from groupmix_backbones.deployment import onnx_session
+    model = torch.nn.Conv2d(3, 4, 1).eval()
+    path = export_onnx(model, torch.randn(2, 3, 64, 64), str(tmp_path / 'conv.onnx'))
+    for spinning in (True, False):
+        options = onnx_session(path, 2, spinning=spinning).get_session_options()
+        assert options.get_session_config_entry('session.force_spinning_stop') == '1'
+        assert options.get_session_config_entry('session.intra_op.allow_spinning') == str(
+            int(spinning))
+        assert (options.intra_op_num_threads, options.inter_op_num_threads) == (2, 1)
+    with pytest.raises(ValueError, match='choose one of disable, basic, extended, all'):
+        onnx_session(path, optimization='fast')
